@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: setup, ruff, mypy, pytest (and the classifier accuracy report).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== classifier accuracy (corpus)"
+.venv/bin/python scripts/accuracy.py --summary
+echo "== pytest"
+.venv/bin/python -m pytest -q -n 2 "$@"

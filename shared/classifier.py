@@ -1,0 +1,323 @@
+"""Classifier: Failure -> Diagnosis, driven by the catalog's signature table.
+
+Why it is built this way:
+- Real failure text arrives JSON-escaped, wrapped by consoles, inside 1 MB Packer logs.
+  Text is unescaped, lower-cased and whitespace-folded once; every signature is first a
+  literal `in` test (C speed), and only a hit runs its regex.
+- Logs over MAX_SCAN are cut to head and tail: the decisive Packer lines sit near the
+  end, and the cut keeps a 1 MB log inside the latency budget.
+- Each scenario scores its best signature plus a fraction of the others, plus a family
+  bonus when the text speaks of its guide; the best score at or over MIN_SCORE wins.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.catalog import (
+    BY_ID,
+    FAMILY_BONUS,
+    FAMILY_WORDS,
+    HRESULT_ADVICE,
+    HRESULT_GENERIC,
+    MIN_SCORE,
+    SCENARIOS,
+    Scenario,
+    Sig,
+)
+from shared.domain import Diagnosis, Failure, Family, Mode, RemediationRef
+
+MAX_SCAN = 128 * 1024
+_HEAD = 8 * 1024
+MAX_EVIDENCE = 5
+_EVIDENCE_CHARS = 400
+_SECONDARY = 0.2
+# Anchors are indexed by the first KEY_LEN characters of their longest word; a text is
+# reduced to the set of its words' first KEY_LEN characters, and only anchors whose key
+# is in that set are tested with `in`. Anchors without a word that long are always tested.
+KEY_LEN = 5
+_WORD = re.compile(r"[a-z0-9_]+")
+# Everything but [a-z0-9_] becomes a space, so `translate(...).split()` yields _WORD's words fast.
+_SPLIT = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isascii() and (c.isalnum() or c == "_"))})
+
+_ESCAPES = (
+    ("\\r\\n", "\n"), ("\\n", "\n"), ("\\t", " "), ('\\"', '"'), ("\\u0027", "'"), ("\\u0022", '"'),
+    ("\\u003c", "<"), ("\\u003e", ">"), ("\\u0026", "&"), ("\\/", "/"),
+)
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ", "\r": ""})
+_HRESULT = re.compile(r"0x[0-9a-f]{8}", re.IGNORECASE)
+_TELEMETRY_START = "(telemetry) starting provisioner "
+_TELEMETRY_END = "(telemetry) ending "
+
+NONE_TITLE = "No failure: the signal reports success or work in progress"
+UNKNOWN_TITLE = "No troubleshooting-guide scenario matches this failure"
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    row: int
+    family: Family
+    sig: Sig
+    pattern: re.Pattern[str] | None
+
+
+def _key(anchor: str) -> str | None:
+    longest = max(_WORD.findall(anchor), key=len, default="")
+    return longest[:KEY_LEN] if len(longest) >= KEY_LEN else None
+
+
+def _index() -> tuple[dict[str, tuple[str, ...]], tuple[str, ...], dict[str, tuple[_Entry, ...]]]:
+    """Signatures grouped by anchor (one test per distinct anchor, not per signature), and
+    anchors grouped by key; family words are anchors too, with no entries."""
+    by_anchor: dict[str, list[_Entry]] = {}
+    for row, scenario in enumerate(SCENARIOS):
+        for sig in scenario.signatures:
+            pattern = re.compile(sig.pattern, re.DOTALL) if sig.pattern else None
+            by_anchor.setdefault(sig.anchor, []).append(_Entry(row, scenario.family, sig, pattern))
+    for words in FAMILY_WORDS.values():
+        for word in words:
+            by_anchor.setdefault(word, [])
+    keyed: dict[str, list[str]] = {}
+    loose: list[str] = []
+    for anchor in by_anchor:
+        key = _key(anchor)
+        (keyed.setdefault(key, []) if key else loose).append(anchor)
+    return (
+        {k: tuple(v) for k, v in keyed.items()},
+        tuple(loose),
+        {a: tuple(e) for a, e in by_anchor.items()},
+    )
+
+
+_KEYED, _LOOSE, _BY_ANCHOR = _index()
+_FAMILY_WORDS = tuple((fam, frozenset(words)) for fam, words in FAMILY_WORDS.items())
+
+
+def _present(flat: str) -> list[str]:
+    """The anchors that occur in the text."""
+    found = [a for a in _LOOSE if a in flat]
+    keys = {w[:KEY_LEN] for w in flat.translate(_SPLIT).split()}
+    for key in _KEYED.keys() & keys:
+        found.extend([a for a in _KEYED[key] if a in flat])
+    return found
+
+
+def normalize(text: str) -> str:
+    """Undo JSON string escaping (applied twice for double-encoded payloads) and odd quotes."""
+    for _ in range(2):
+        if "\\" not in text:
+            break
+        for old, new in _ESCAPES:
+            if old in text:
+                text = text.replace(old, new)
+        text = text.replace("\\\\", "\\")
+    return text.translate(_QUOTES)
+
+
+def _window(text: str) -> str:
+    if len(text) <= MAX_SCAN:
+        return text
+    return text[:_HEAD] + "\n" + text[-(MAX_SCAN - _HEAD):]
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    sig: Sig
+    start: int
+
+
+class _Text:
+    """One failure's text in the three forms the matcher needs, computed once."""
+
+    __slots__ = ("flat", "full", "low", "original")
+
+    def __init__(self, full: str) -> None:
+        self.full = full
+        self.original = normalize(_window(full))
+        self.low = self.original.lower()
+        self.flat = " ".join(self.low.split())
+
+    def match(self, entry: _Entry) -> int:
+        """Where the signature matches in `flat` (its anchor is known to be present), or -1."""
+        sig = entry.sig
+        for veto in sig.unless:
+            if veto in self.flat:
+                return -1
+        if entry.pattern is None:
+            return self.flat.find(sig.anchor)
+        found = entry.pattern.search(self.flat)
+        return -1 if found is None else found.start()
+
+    def evidence(self, hits: list[_Hit]) -> list[str]:
+        """The original lines holding the matches (each once); a folded snippet for a
+        match that spans lines."""
+        source = self.original if len(self.original) == len(self.low) else self.low
+        seen: set[int] = set()
+        out: list[str] = []
+        for hit in hits:
+            pos = self.low.find(self.flat[hit.start: hit.start + max(len(hit.sig.anchor), 24)])
+            if pos < 0:
+                pos = self.low.find(hit.sig.anchor)
+            if pos < 0:
+                out.append(_clip(self.flat, hit.start))
+                continue
+            start = source.rfind("\n", 0, pos) + 1
+            if start in seen:
+                continue
+            seen.add(start)
+            end = source.find("\n", pos)
+            out.append(_clip(source[start: end if end >= 0 else len(source)].strip(), pos - start))
+            if len(out) >= MAX_EVIDENCE:
+                break
+        return out
+
+
+def _clip(line: str, pos: int) -> str:
+    if len(line) <= _EVIDENCE_CHARS:
+        return line
+    start = max(0, min(pos - 120, len(line) - _EVIDENCE_CHARS))
+    return ("..." if start else "") + line[start: start + _EVIDENCE_CHARS] + "..."
+
+
+def _family_bonus(present: list[str]) -> dict[Family, float]:
+    counts = {fam: len(words.intersection(present)) for fam, words in _FAMILY_WORDS}
+    top = max(counts.values())
+    if top == 0:
+        return {}
+    return {fam: FAMILY_BONUS for fam, n in counts.items() if n == top}
+
+
+def _score(weights: list[float]) -> float:
+    weights.sort(reverse=True)
+    return weights[0] + _SECONDARY * sum(weights[1:])
+
+
+def _confidence(score: float, runner_up: float) -> float:
+    base = 1.0 - math.exp(-score / 5.0)
+    if runner_up > 0:
+        base *= 1.0 - 0.4 * (runner_up / score)
+    return max(0.05, min(0.99, base))
+
+
+def classify_text(text: str, family: Family | None = None) -> Diagnosis:
+    """Diagnose plain failure text (the CLI and the corpus script use this)."""
+    from shared.envelopes import parse_text
+
+    return classify(parse_text(text, family))
+
+
+def classify(failure: Failure) -> Diagnosis:
+    if not failure.failed:
+        return Diagnosis(
+            scenario="none", confidence=1.0, title=NONE_TITLE, failure=failure, family=failure.family,
+            evidence=failure.texts[:1] or ((f"status: {failure.status}",) if failure.status else ()),
+        )
+    text = _Text("\n".join(failure.texts))
+    flat = text.flat
+    present = _present(flat)
+    bonus = {} if failure.family else _family_bonus(present)
+    by_row: dict[int, list[_Hit]] = {}
+    only = failure.family
+    for anchor in present:
+        for entry in _BY_ANCHOR[anchor]:
+            if only is not None and entry.family is not only:
+                continue
+            pos = text.match(entry)
+            if pos >= 0:
+                by_row.setdefault(entry.row, []).append(_Hit(entry.sig, pos))
+    results: list[tuple[float, Scenario, list[_Hit]]] = []
+    for row, hits in sorted(by_row.items()):  # table order breaks ties
+        scenario = SCENARIOS[row]
+        score = _score([h.sig.weight for h in hits]) + bonus.get(scenario.family, 0.0)
+        results.append((score, scenario, hits))
+    results.sort(key=lambda r: r[0], reverse=True)
+    if not results or results[0][0] < MIN_SCORE:
+        return _unknown(failure, results)
+    score, scenario, hits = results[0]
+    runner_up = results[1][0] if len(results) > 1 else 0.0
+    return _diagnosis(failure, text, scenario, hits, _confidence(score, runner_up))
+
+
+def _unknown(failure: Failure, results: list[tuple[float, Scenario, list[_Hit]]]) -> Diagnosis:
+    near = tuple(f"weak match: {r[1].id} (score {r[0]:.1f})" for r in results[:2])
+    first = next((t for t in failure.texts if t.strip()), "")
+    if first:
+        near = (_clip(first.strip().splitlines()[0], 0), *near)
+    return Diagnosis(
+        scenario="unknown", confidence=0.0, title=UNKNOWN_TITLE, failure=failure, family=failure.family,
+        evidence=near,
+        remediations=(RemediationRef("follow-guide", Mode.ADVICE),),
+        advice=("No scenario of the troubleshooting guides fits: read the evidence and the full error, "
+                "and check the guide for your service.",),
+    )
+
+
+def _diagnosis(
+    failure: Failure, text: _Text, scenario: Scenario, hits: list[_Hit], confidence: float
+) -> Diagnosis:
+    hits.sort(key=lambda h: h.sig.weight, reverse=True)
+    evidence = _dedupe(text.evidence(hits))
+    advice = list(scenario.advice)
+    details: list[tuple[str, str]] = []
+    if scenario.id == "um.hresult":
+        for code in _dedupe(m.group(0).upper().replace("0X", "0x") for m in _HRESULT.finditer(text.flat)):
+            details.append(("hresult", code))
+            advice.insert(0, f"{code}: {HRESULT_ADVICE.get(code, HRESULT_GENERIC)}")
+        if not details:
+            advice.insert(0, HRESULT_GENERIC)
+    if scenario.family is Family.AIB:
+        customizer = last_customizer(text.full)
+        if customizer is not None:
+            name, finished = customizer
+            details.append(("last_customizer" if finished else "failing_customizer", name))
+            if not finished:
+                advice.insert(0, f"The customizer that did not finish: '{name}' (per the (telemetry) lines).")
+    return Diagnosis(
+        scenario=scenario.id,
+        confidence=confidence,
+        title=scenario.title,
+        evidence=tuple(evidence),
+        remediations=scenario.remediations,
+        doc=scenario.doc,
+        anchor=scenario.anchor,
+        advice=tuple(advice),
+        queries=scenario.queries,
+        family=scenario.family,
+        details=tuple(details),
+        failure=failure,
+    )
+
+
+def last_customizer(log: str) -> tuple[str, bool] | None:
+    """The last customizer customization.log started, and whether it logged its end.
+
+    Searches the whole log from the end (one reverse scan), since the window may cut it.
+    """
+    low = log.lower() if len(log) <= MAX_SCAN else log[-(4 * MAX_SCAN):].lower()
+    pos = low.rfind(_TELEMETRY_START)
+    if pos < 0:
+        return None
+    start = pos + len(_TELEMETRY_START)
+    end = start
+    while end < len(low) and not low[end].isspace():
+        end += 1
+    name = low[start:end].strip("'\".,")
+    if not name:
+        return None
+    finished = low.find(_TELEMETRY_END + name, end) >= 0
+    return name, finished
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        if item and item not in seen:
+            seen[item] = None
+    return list(seen)
+
+
+def scenario_ids() -> tuple[str, ...]:
+    return tuple(BY_ID)

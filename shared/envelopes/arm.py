@@ -1,0 +1,157 @@
+"""ARM resources as returned by GET: image templates and Automation update runs.
+
+These are what the sweep and enrichment read, and what people paste from `az ... show`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shared.domain import Failure, Family, SourceKind
+from shared.envelopes._common import family_of, is_failure_status, subscription_of
+from shared.envelopes._reader import Reader
+from shared.errors import PayloadError
+
+_LOG_URL = re.compile(r"https://[A-Za-z0-9.-]+/packerlogs/[^\s\"']+?customization\.log")
+_OPERATION_ID = re.compile(r"OperationId:\s*([0-9A-Za-z-]+)")
+_TEMPLATE_RUN_FAILED = frozenset({"failed", "partiallysucceeded", "canceled", "cancelled"})
+
+
+def kind_of(obj: dict[str, Any]) -> SourceKind | None:
+    """Which ARM resource this GET body is, by its type or id."""
+    rtype = str(obj.get("type") or "").lower()
+    rid = str(obj.get("id") or "").lower()
+    props = obj.get("properties")
+    pkeys = {k.lower() for k in props} if isinstance(props, dict) else set()
+    if rtype.endswith("/imagetemplates") or "/imagetemplates/" in rid or "lastrunstatus" in pkeys:
+        return SourceKind.IMAGE_TEMPLATE
+    if "/softwareupdateconfigurationmachineruns/" in rid or "targetcomputer" in pkeys:
+        return SourceKind.AUTOMATION_MACHINE_RUN
+    if "/softwareupdateconfigurationruns/" in rid or "computercount" in pkeys:
+        return SourceKind.AUTOMATION_RUN
+    return None
+
+
+def parse_image_template(r: Reader) -> Failure:
+    rid = r.str("id")
+    props = r.req_child("properties")
+    state = props.str("provisioningState")
+    texts: list[str] = []
+    failed = False
+    status = state
+    perr = props.child("provisioningError")
+    if state is not None and state.lower() == "failed":
+        failed = True
+        if perr is not None:
+            code = perr.str("provisioningErrorCode")
+            texts.append(f"provisioningError {code or ''}: {perr.str('message') or ''}".strip())
+        else:
+            texts.append("provisioningState Failed")
+    last = props.child("lastRunStatus")
+    started = ended = None
+    if last is not None:
+        run_state = last.str("runState")
+        started, ended = last.time("startTime"), last.time("endTime")
+        if run_state is not None:
+            status = run_state if not failed else status
+            if run_state.lower() in _TEMPLATE_RUN_FAILED:
+                failed = True
+                status = run_state
+                sub = last.str("runSubState")
+                state_text = f"{run_state} ({sub})" if sub else run_state
+                texts.append(f"lastRunStatus {state_text}: {last.str('message') or ''}")
+    facts: list[tuple[str, str]] = []
+    vm = props.child("vmProfile")
+    if vm is not None and vm.str("vmSize"):
+        facts.append(("vm_size", vm.str("vmSize") or ""))
+    timeout = props.number("buildTimeoutInMinutes")
+    if timeout is not None:
+        facts.append(("build_timeout_minutes", str(int(timeout))))
+    joined = "\n".join(texts)
+    if (url := _LOG_URL.search(joined)) is not None:
+        facts.append(("build_log_url", url.group(0)))
+    if (op := _OPERATION_ID.search(joined)) is not None:
+        facts.append(("operation_id", op.group(1)))
+    return Failure(
+        source=SourceKind.IMAGE_TEMPLATE,
+        failed=failed,
+        texts=tuple(texts),
+        family=Family.AIB,
+        resource_id=rid,
+        subscription_id=subscription_of(rid),
+        operation="Microsoft.VirtualMachineImages/imageTemplates/run/action",
+        status=status,
+        started_at=started,
+        ended_at=ended,
+        facts=tuple(facts),
+    )
+
+
+def parse_update_run(r: Reader, kind: SourceKind) -> Failure:
+    """A software update configuration run or machine run: status, error, counts."""
+    rid = r.str("id")
+    props = r.req_child("properties")
+    status = props.req("status")
+    texts = [f"status: {status}"]
+    err = props.child("error")
+    if err is not None and (err.str("message") or err.str("code")):
+        texts.append(f"error {err.str('code') or ''}: {err.str('message') or ''}".strip())
+    facts: list[tuple[str, str]] = []
+    suc = props.child("softwareUpdateConfiguration")
+    if suc is not None and suc.str("name"):
+        facts.append(("software_update_configuration", suc.str("name") or ""))
+    for key, fact in (
+        ("targetComputer", "target_computer"), ("sourceComputerId", "source_computer_id"),
+        ("configuredDuration", "configured_duration"), ("osType", "os_type"),
+        ("targetComputerType", "target_computer_type"),
+    ):
+        value = props.str(key)
+        if value:
+            facts.append((fact, value))
+    for key, fact in (("computerCount", "computer_count"), ("failedCount", "failed_count")):
+        number = props.number(key)
+        if number is not None:
+            facts.append((fact, str(int(number))))
+    correlation = props.str("correlationId")
+    return Failure(
+        source=kind,
+        failed=is_failure_status(status),
+        texts=tuple(texts),
+        family=Family.UPDATE,
+        resource_id=rid,
+        subscription_id=subscription_of(rid),
+        operation=kind.value,
+        status=status,
+        correlation_ids=(correlation,) if correlation else (),
+        started_at=props.time("startTime"),
+        ended_at=props.time("endTime"),
+        facts=tuple(facts),
+    )
+
+
+def parse_error_body(r: Reader, family: Family | None) -> Failure:
+    """`{"error": {"code", "message", "details"}}` as pasted from `az rest` or an SDK."""
+    err = r.req_child("error")
+    texts: list[str] = []
+    _error_lines(err, texts, 0)
+    if not texts:
+        raise PayloadError(err.path, "an ARM error body needs a code or a message")
+    target = err.str("target")
+    return Failure(
+        source=SourceKind.TEXT,
+        failed=True,
+        texts=tuple(texts),
+        family=family or family_of(*texts),
+        resource_id=target if target and target.startswith("/subscriptions/") else None,
+        status=err.str("code"),
+    )
+
+
+def _error_lines(err: Reader, out: list[str], depth: int) -> None:
+    code, message = err.str("code"), err.str("message")
+    if code or message:
+        out.append(f"{code or ''}: {message or ''}".strip(": "))
+    if depth < 8:
+        for detail in err.children("details"):
+            _error_lines(detail, out, depth + 1)
