@@ -15,7 +15,13 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 def _respond(result: tuple[int, object, dict[str, str]]) -> func.HttpResponse:
     status, body, headers = result
-    return func.HttpResponse(json.dumps(body, ensure_ascii=False), status_code=status, headers=headers)
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        headers={k: v for k, v in headers.items() if k.lower() != "content-type"},
+        mimetype="application/json",
+        charset="utf-8",
+    )
 
 
 @app.event_grid_trigger(arg_name="event")

@@ -35,6 +35,12 @@ _HEAD = 8 * 1024
 MAX_EVIDENCE = 5
 _EVIDENCE_CHARS = 400
 _SECONDARY = 0.2
+# Regexes run over the whole text up to this size; beyond it, only within _REACH of the
+# anchor's occurrences (patterns span at most ~500 characters around their anchor).
+_FULL_REGEX = 4096
+_REACH = 700
+_HEAD_HITS = 4
+_TAIL_HITS = 24
 # Anchors are indexed by the first KEY_LEN characters of their longest word; a text is
 # reduced to the set of its words' first KEY_LEN characters, and only anchors whose key
 # is in that set are tested with `in`. Anchors without a word that long are always tested.
@@ -141,15 +147,26 @@ class _Text:
         self.flat = " ".join(self.low.split())
 
     def match(self, entry: _Entry) -> int:
-        """Where the signature matches in `flat` (its anchor is known to be present), or -1."""
+        """Where the signature matches in `flat` (its anchor is known to be present), or -1.
+
+        In long texts a regex runs only around the anchor's occurrences (the first few and
+        the last many: Packer puts the decisive lines at the end), never over the whole text.
+        """
         sig = entry.sig
+        flat = self.flat
         for veto in sig.unless:
-            if veto in self.flat:
+            if veto in flat:
                 return -1
         if entry.pattern is None:
-            return self.flat.find(sig.anchor)
-        found = entry.pattern.search(self.flat)
-        return -1 if found is None else found.start()
+            return flat.find(sig.anchor)
+        if len(flat) <= _FULL_REGEX:
+            found = entry.pattern.search(flat)
+            return -1 if found is None else found.start()
+        for pos in _occurrences(flat, sig.anchor):
+            found = entry.pattern.search(flat, max(0, pos - _REACH), pos + _REACH)
+            if found is not None:
+                return found.start()
+        return -1
 
     def evidence(self, hits: list[_Hit]) -> list[str]:
         """The original lines holding the matches (each once); a folded snippet for a
@@ -173,6 +190,18 @@ class _Text:
             if len(out) >= MAX_EVIDENCE:
                 break
         return out
+
+
+def _occurrences(text: str, anchor: str) -> list[int]:
+    """Positions of the anchor: all of them, or the first and the last ones when many."""
+    found: list[int] = []
+    pos = text.find(anchor)
+    while pos >= 0:
+        found.append(pos)
+        pos = text.find(anchor, pos + 1)
+    if len(found) > _HEAD_HITS + _TAIL_HITS:
+        found = found[:_HEAD_HITS] + found[-_TAIL_HITS:]
+    return found
 
 
 def _clip(line: str, pos: int) -> str:

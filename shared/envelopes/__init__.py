@@ -64,7 +64,7 @@ def parse_input(
         try:
             value = json.loads(stripped)
         except ValueError as exc:
-            if stripped[:1] == "{" and stripped.rstrip().endswith("}"):
+            if not lenient:
                 raise PayloadError("", f"malformed JSON: {exc}") from None
             return [parse_text(raw, family)], False
         try:
@@ -135,7 +135,7 @@ def _one(item: Any, path: str, family: Family | None) -> list[Failure]:
         return [parse_error_body(r, family)]
     text = item.get("text")
     if isinstance(text, str):
-        hint = r.str("source")
+        hint = r.text("source")
         return [parse_text(text, _family(hint, r.at("source")) or family)] if text.strip() else _empty(r)
     keys = ", ".join(sorted(str(k) for k in item)[:8]) or "none"
     raise UnrecognisedPayload(path, f"unrecognised payload (top-level keys: {keys}); expected {_KNOWN}")

@@ -71,7 +71,7 @@ class Reader:
     def at(self, key: str) -> str:
         return join(self.path, key)
 
-    def str(self, key: str, *, required: bool = False) -> str | None:
+    def text(self, key: str, *, required: bool = False) -> str | None:
         value = self.get(key)
         if value is None:
             if required:
@@ -84,8 +84,15 @@ class Reader:
         return value
 
     def req(self, key: str) -> str:
-        value = self.str(key, required=True)
+        value = self.text(key, required=True)
         assert value is not None
+        return value
+
+    def present(self, key: str) -> str:
+        """A string that must be there but may be empty (Event Grid's validation subject)."""
+        value = self.text(key)
+        if value is None:
+            raise PayloadError(self.at(key), "required field is missing")
         return value
 
     def child(self, key: str, *, required: bool = False) -> Reader | None:

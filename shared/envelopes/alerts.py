@@ -38,14 +38,14 @@ def parse_alert(r: Reader) -> Failure:
     if condition not in _CONDITIONS:
         raise PayloadError(ess.at("monitorCondition"), f"expected 'Fired' or 'Resolved', got {condition!r}")
     rule = ess.req("alertRule")
-    service = ess.str("monitoringService") or ""
+    service = ess.text("monitoringService") or ""
     targets = [t for t in ess.items("alertTargetIDs") if _is_str(t, ess.at("alertTargetIDs"))]
     items = [c for c in ess.items("configurationItems") if isinstance(c, str)]
     fired = ess.time("firedDateTime")
     resolved = ess.time("resolvedDateTime")
-    alert_id = ess.str("alertId") or ess.str("originAlertId")
+    alert_id = ess.text("alertId") or ess.text("originAlertId")
     texts: list[str] = [f"alert rule: {rule}"]
-    description = ess.str("description")
+    description = ess.text("description")
     if description:
         texts.append(f"description: {description}")
     context = data.child("alertContext")
@@ -76,7 +76,7 @@ def parse_alert(r: Reader) -> Failure:
         started_at=fired,
         ended_at=resolved,
         facts=tuple(
-            [("monitoring_service", service), ("severity", ess.str("severity") or "")]
+            [("monitoring_service", service), ("severity", ess.text("severity") or "")]
             + [("alert_target", t) for t in targets[1:]]
             + [("configuration_item", c) for c in items]
         ),
@@ -91,9 +91,9 @@ def _is_str(value: Any, path: str) -> bool:
 
 def _activity(ctx: Reader, texts: list[str]) -> tuple[str | None, str | None, str | None]:
     """Activity Log alerts: the operation, its status, and the error inside properties."""
-    operation = ctx.str("operationName")
-    status = ctx.str("status")
-    sub = ctx.str("subStatus")
+    operation = ctx.text("operationName")
+    status = ctx.text("status")
+    sub = ctx.text("subStatus")
     texts.append(f"{operation or 'operation'} {status or ''} {sub or ''}".strip())
     claims = ctx.get("claims")
     if claims is not None and not isinstance(claims, (str, dict)):
@@ -103,7 +103,7 @@ def _activity(ctx: Reader, texts: list[str]) -> tuple[str | None, str | None, st
         for key, value in props.items():
             if isinstance(value, str) and value:
                 texts.append(f"{key}: {_unwrap_json(value)}")
-    return operation, status, ctx.str("correlationId")
+    return operation, status, ctx.text("correlationId")
 
 
 def _unwrap_json(value: str) -> str:
@@ -130,14 +130,14 @@ def _conditions(ctx: Reader, texts: list[str]) -> None:
         return
     for crit in condition.children("allOf"):
         for key in ("searchQuery", "metricName", "metricMeasureColumn"):
-            value = crit.str(key)
+            value = crit.text(key)
             if value:
                 texts.append(f"{key}: {value}")
         value = crit.get("metricValue")
         if value is not None:
             texts.append(f"metricValue: {value}")
         for dim in crit.children("dimensions"):
-            name, val = dim.str("name"), dim.get("value")
+            name, val = dim.text("name"), dim.get("value")
             if name:
                 texts.append(f"{name}: {val}")
 

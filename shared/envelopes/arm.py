@@ -34,9 +34,9 @@ def kind_of(obj: dict[str, Any]) -> SourceKind | None:
 
 
 def parse_image_template(r: Reader) -> Failure:
-    rid = r.str("id")
+    rid = r.text("id")
     props = r.req_child("properties")
-    state = props.str("provisioningState")
+    state = props.text("provisioningState")
     texts: list[str] = []
     failed = False
     status = state
@@ -44,27 +44,27 @@ def parse_image_template(r: Reader) -> Failure:
     if state is not None and state.lower() == "failed":
         failed = True
         if perr is not None:
-            code = perr.str("provisioningErrorCode")
-            texts.append(f"provisioningError {code or ''}: {perr.str('message') or ''}".strip())
+            code = perr.text("provisioningErrorCode")
+            texts.append(f"provisioningError {code or ''}: {perr.text('message') or ''}".strip())
         else:
             texts.append("provisioningState Failed")
     last = props.child("lastRunStatus")
     started = ended = None
     if last is not None:
-        run_state = last.str("runState")
+        run_state = last.text("runState")
         started, ended = last.time("startTime"), last.time("endTime")
         if run_state is not None:
             status = run_state if not failed else status
             if run_state.lower() in _TEMPLATE_RUN_FAILED:
                 failed = True
                 status = run_state
-                sub = last.str("runSubState")
+                sub = last.text("runSubState")
                 state_text = f"{run_state} ({sub})" if sub else run_state
-                texts.append(f"lastRunStatus {state_text}: {last.str('message') or ''}")
+                texts.append(f"lastRunStatus {state_text}: {last.text('message') or ''}")
     facts: list[tuple[str, str]] = []
     vm = props.child("vmProfile")
-    if vm is not None and vm.str("vmSize"):
-        facts.append(("vm_size", vm.str("vmSize") or ""))
+    if vm is not None and vm.text("vmSize"):
+        facts.append(("vm_size", vm.text("vmSize") or ""))
     timeout = props.number("buildTimeoutInMinutes")
     if timeout is not None:
         facts.append(("build_timeout_minutes", str(int(timeout))))
@@ -90,30 +90,30 @@ def parse_image_template(r: Reader) -> Failure:
 
 def parse_update_run(r: Reader, kind: SourceKind) -> Failure:
     """A software update configuration run or machine run: status, error, counts."""
-    rid = r.str("id")
+    rid = r.text("id")
     props = r.req_child("properties")
     status = props.req("status")
     texts = [f"status: {status}"]
     err = props.child("error")
-    if err is not None and (err.str("message") or err.str("code")):
-        texts.append(f"error {err.str('code') or ''}: {err.str('message') or ''}".strip())
+    if err is not None and (err.text("message") or err.text("code")):
+        texts.append(f"error {err.text('code') or ''}: {err.text('message') or ''}".strip())
     facts: list[tuple[str, str]] = []
     suc = props.child("softwareUpdateConfiguration")
-    if suc is not None and suc.str("name"):
-        facts.append(("software_update_configuration", suc.str("name") or ""))
+    if suc is not None and suc.text("name"):
+        facts.append(("software_update_configuration", suc.text("name") or ""))
     for key, fact in (
         ("targetComputer", "target_computer"), ("sourceComputerId", "source_computer_id"),
         ("configuredDuration", "configured_duration"), ("osType", "os_type"),
         ("targetComputerType", "target_computer_type"),
     ):
-        value = props.str(key)
+        value = props.text(key)
         if value:
             facts.append((fact, value))
     for key, fact in (("computerCount", "computer_count"), ("failedCount", "failed_count")):
         number = props.number(key)
         if number is not None:
             facts.append((fact, str(int(number))))
-    correlation = props.str("correlationId")
+    correlation = props.text("correlationId")
     return Failure(
         source=kind,
         failed=is_failure_status(status),
@@ -137,19 +137,19 @@ def parse_error_body(r: Reader, family: Family | None) -> Failure:
     _error_lines(err, texts, 0)
     if not texts:
         raise PayloadError(err.path, "an ARM error body needs a code or a message")
-    target = err.str("target")
+    target = err.text("target")
     return Failure(
         source=SourceKind.TEXT,
         failed=True,
         texts=tuple(texts),
         family=family or family_of(*texts),
         resource_id=target if target and target.startswith("/subscriptions/") else None,
-        status=err.str("code"),
+        status=err.text("code"),
     )
 
 
 def _error_lines(err: Reader, out: list[str], depth: int) -> None:
-    code, message = err.str("code"), err.str("message")
+    code, message = err.text("code"), err.text("message")
     if code or message:
         out.append(f"{code or ''}: {message or ''}".strip(": "))
     if depth < 8:

@@ -39,12 +39,12 @@ def parse_eventgrid(r: Reader) -> Failure:
         SourceKind.EVENTGRID,
         r.req("id"),
         r.req("eventType"),
-        r.req("subject"),
+        r.present("subject"),
         r.time("eventTime", required=True),
         None if data is None else Reader(data, r.at("data")),
     )
-    r.str("dataVersion")
-    r.str("topic")
+    r.text("dataVersion")
+    r.text("topic")
     return _interpret(env, r)
 
 
@@ -60,7 +60,7 @@ def parse_cloudevent(r: Reader) -> Failure:
         SourceKind.CLOUDEVENT,
         r.req("id"),
         r.req("type"),
-        r.str("subject"),
+        r.text("subject"),
         r.time("time"),
         None if data is None else Reader(data, r.at("data")),
     )
@@ -100,23 +100,23 @@ def _resource_event(env: Envelope, data: Reader) -> Failure:
     They carry no error text: the classifier will say `unknown` until enrichment reads
     the resource (e.g. an image template's lastRunStatus).
     """
-    resource_uri = data.str("resourceUri") or env.subject
-    operation = data.str("operationName")
-    status = data.str("status")
+    resource_uri = data.text("resourceUri") or env.subject
+    operation = data.text("operationName")
+    status = data.text("status")
     outcome = env.event_type.rsplit(".", 1)[-1]
     failed = outcome.lower().endswith(("failure", "cancel")) or (
         not outcome.lower().endswith("success") and is_failure_status(status)
     )
     texts = [f"{operation or 'operation'} {status or outcome} ({env.event_type})"]
     texts.extend(_error_texts(data))
-    correlation = data.str("correlationId")
+    correlation = data.text("correlationId")
     return Failure(
         source=env.source,
         failed=failed,
         texts=tuple(texts),
-        family=family_of(resource_uri, operation, data.str("resourceProvider")),
+        family=family_of(resource_uri, operation, data.text("resourceProvider")),
         resource_id=resource_uri,
-        subscription_id=data.str("subscriptionId") or subscription_of(resource_uri),
+        subscription_id=data.text("subscriptionId") or subscription_of(resource_uri),
         operation=operation,
         status=status or outcome,
         event_id=env.event_id,
@@ -143,9 +143,9 @@ def _error_texts(data: Reader) -> list[str]:
 
 def _maintenance_event(env: Envelope, data: Reader) -> Failure:
     """Azure Update Manager events: Pre is a heads-up, Post carries the run's status."""
-    config_id = data.str("maintenanceConfigurationId") or env.subject
-    correlation = data.str("correlationId")
-    status = data.str("status")
+    config_id = data.text("maintenanceConfigurationId") or env.subject
+    correlation = data.text("correlationId")
+    status = data.text("status")
     subs = [s for s in data.items("resourceSubscriptionIds") if isinstance(s, str)]
     is_post = env.event_type.lower().endswith("postmaintenanceevent")
     failed = is_post and is_failure_status(status)
@@ -176,8 +176,11 @@ _HANDLERS: dict[str, Callable[[Envelope, Reader], Failure]] = {
 }
 
 
+_EVENTGRID_KEYS = ("eventType", "eventtype", "eventTime", "dataVersion", "metadataVersion")
+
+
 def looks_like_eventgrid(obj: dict[str, Any]) -> bool:
-    return "eventType" in obj or "eventtype" in obj
+    return any(key in obj for key in _EVENTGRID_KEYS)
 
 
 def looks_like_cloudevent(obj: dict[str, Any]) -> bool:

@@ -1,0 +1,121 @@
+"""Classifier behaviour a user notices: right scenario, evidence, advice, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.catalog import BY_ID, SCENARIOS
+from shared.classifier import MAX_SCAN, classify, classify_text, last_customizer
+from shared.domain import Failure, Family, Mode, SourceKind
+from tests.corpus.packer_log import make_customization_log
+
+# The guides describe these only in prose: the symptom as an engineer reports it.
+PROSE = {
+    "um.not_showing": "The VM shows Not configured in Update Management, heartbeat is there but no update data",
+    "um.superseded_missing": "Old superseded updates still show as missing in Update Management",
+    "um.unexplained_reboots": "Servers rebooted after patching even though reboot setting is Never reboot",
+    "um.installed_without_deployment": "Updates are installed without a deployment on our Windows servers",
+    "um.wsus_unapproved": "Updates are needed but not approved in WSUS so they never install",
+    "um.kb2267602_missing": "KB2267602 is consistently missing on every machine",
+    "um.maintenance_window_exceeded": "Update run status: MaintenanceWindowExceeded",
+    "um.hresult": "Machine is Not assessed: Exception from HRESULT: 0x8024402C",
+    "um.run_failed_linux": "apt: E: dpkg was interrupted, you must manually run 'sudo dpkg --configure -a'",
+    "aib.large_file_download": "myBigFile.zip 826 B / 826000 B  1.00%",
+    "aib.vm_from_image_fails": "VMs created from the AIB image never finish provisioning and time out",
+    "aib.slow_windows_logon": "Please wait for the Windows Modules Installer",
+}
+
+
+@pytest.mark.parametrize(("scenario", "text"), sorted(PROSE.items()))
+def test_prose_symptom_is_recognised(scenario: str, text: str) -> None:
+    assert classify_text(text).scenario == scenario
+
+
+def test_every_catalog_row_is_complete() -> None:
+    for s in SCENARIOS:
+        assert s.signatures and s.remediations and s.advice and s.title, s.id
+        assert all(sig.anchor == sig.anchor.lower() for sig in s.signatures), s.id
+        assert s.id.startswith("aib." if s.family is Family.AIB else "um.")
+
+
+def test_unrelated_failures_stay_unknown() -> None:
+    for text in (
+        "Operation could not be completed as it results in exceeding approved Total Regional Cores quota.",
+        "The requested VM size Standard_NC6 is not available in the current region (SkuNotAvailable).",
+        "502 Bad Gateway from the App Service front end",
+        "it broke",
+    ):
+        d = classify_text(text)
+        assert d.scenario == "unknown", (text, d.evidence)
+        assert d.confidence == 0.0
+        assert [r.mode for r in d.remediations] == [Mode.ADVICE]
+
+
+def test_hresult_diagnosis_carries_the_code_specific_advice_from_the_guide() -> None:
+    d = classify_text("Not assessed. Exception from HRESULT: 0x80070422 The service cannot be started")
+    assert d.scenario == "um.hresult"
+    assert ("hresult", "0x80070422") in d.details
+    assert "wuauserv" in d.advice[0]
+
+
+def test_registration_access_denied_is_communication_not_hresult() -> None:
+    text = "Unable to Register Machine for Patch Management: Access is denied. (0x80070005 E_ACCESSDENIED)"
+    assert classify_text(text).scenario == "um.cannot_communicate"
+
+
+def test_family_hint_keeps_the_diagnosis_inside_its_guide() -> None:
+    text = "context deadline exceeded while Packer waited"
+    assert classify_text(text, Family.UPDATE).scenario == "unknown"
+    assert classify_text(text, Family.AIB).scenario == "aib.build_timeout"
+
+
+def test_success_signal_is_no_failure() -> None:
+    ok = Failure(source=SourceKind.IMAGE_TEMPLATE, failed=False, status="Succeeded")
+    d = classify(ok)
+    assert d.scenario == "none" and d.remediations == ()
+
+
+@pytest.mark.parametrize(
+    ("tail", "scenario"),
+    [
+        ("PACKER ERR ==> Builds finished but no artifacts were created.", "aib.no_artifacts"),
+        ("PACKER OUT     azure-arm: IMAGE_STATE_UNDEPLOYABLE\n" * 40, "aib.sysprep_timing"),
+        ("PACKER OUT ==> azure-arm: A system shutdown is in progress.(1115)\n"
+         "PACKER OUT Build 'azure-arm' errored: unexpected EOF", "aib.low_resources"),
+    ],
+)
+def test_decisive_line_near_the_end_of_a_1mb_packer_log(tail: str, scenario: str) -> None:
+    log = make_customization_log(tail, size=1_000_000, seed=7)
+    assert len(log) > MAX_SCAN
+    d = classify_text(log)
+    assert d.scenario == scenario
+    assert d.evidence and all(len(e) <= 410 for e in d.evidence)
+
+
+def test_failing_customizer_is_named_from_telemetry_lines() -> None:
+    log = (
+        "(telemetry) Starting provisioner windows-update\n(telemetry) ending windows-update\n"
+        "(telemetry) Starting provisioner powershell\nscript failed\n"
+        "Failed while waiting for packerizer: Packer build command has failed: exit status 1"
+    )
+    assert last_customizer(log) == ("powershell", False)
+    d = classify_text(log)
+    assert d.scenario == "aib.customizer_failed"
+    assert ("failing_customizer", "powershell") in d.details
+
+
+def test_required_remediations_are_proposed_for_their_scenarios() -> None:
+    wanted = {
+        "register-resource-provider": "um.rp_not_registered",
+        "extend-maintenance-window": "um.maintenance_window_exceeded",
+        "increase-image-build-timeout": "aib.build_timeout",
+        "increase-image-build-vm-size": "aib.low_resources",
+        "rerun-image-build": "aib.no_artifacts",
+        "recreate-image-template": "aib.template_update_not_supported",
+        "readd-changed-machines": "um.failed_to_start",
+        "remove-missing-machines": "um.failed_to_start",
+    }
+    for name, scenario in wanted.items():
+        assert name in {r.name for r in BY_ID[scenario].remediations}, (name, scenario)
+    assert "increase-image-build-timeout" in {r.name for r in BY_ID["aib.sig_replication_timeout"].remediations}
+    assert "increase-image-build-vm-size" in {r.name for r in BY_ID["aib.sysprep_timing"].remediations}
