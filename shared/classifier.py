@@ -13,6 +13,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ _HEAD = 8 * 1024
 MAX_EVIDENCE = 5
 _EVIDENCE_CHARS = 400
 _SECONDARY = 0.2
+RUNNER_MARGIN = 3.0
 # Regexes run over the whole text up to this size; beyond it, only within _REACH of the
 # anchor's occurrences (patterns span at most ~500 characters around their anchor).
 _FULL_REGEX = 4096
@@ -99,13 +101,14 @@ def _index() -> tuple[dict[str, tuple[str, ...]], tuple[str, ...], dict[str, tup
 
 
 _KEYED, _LOOSE, _BY_ANCHOR = _index()
+_PREFIX = operator.itemgetter(slice(0, KEY_LEN))
 _FAMILY_WORDS = tuple((fam, frozenset(words)) for fam, words in FAMILY_WORDS.items())
 
 
 def _present(flat: str) -> list[str]:
     """The anchors that occur in the text."""
     found = [a for a in _LOOSE if a in flat]
-    keys = {w[:KEY_LEN] for w in flat.translate(_SPLIT).split()}
+    keys = set(map(_PREFIX, flat.translate(_SPLIT).split()))
     for key in _KEYED.keys() & keys:
         found.extend([a for a in _KEYED[key] if a in flat])
     return found
@@ -225,8 +228,9 @@ def _score(weights: list[float]) -> float:
 
 
 def _confidence(score: float, runner_up: float) -> float:
+    """Rises with the score; a runner-up within RUNNER_MARGIN of the winner lowers it."""
     base = 1.0 - math.exp(-score / 5.0)
-    if runner_up > 0:
+    if runner_up >= score - RUNNER_MARGIN:
         base *= 1.0 - 0.4 * (runner_up / score)
     return max(0.05, min(0.99, base))
 
@@ -245,33 +249,42 @@ def classify(failure: Failure) -> Diagnosis:
             evidence=failure.texts[:1] or ((f"status: {failure.status}",) if failure.status else ()),
         )
     text = _Text("\n".join(failure.texts))
-    flat = text.flat
-    present = _present(flat)
+    present = _present(text.flat)
     bonus = {} if failure.family else _family_bonus(present)
-    by_row: dict[int, list[_Hit]] = {}
     only = failure.family
+    by_row: dict[int, list[_Entry]] = {}
     for anchor in present:
         for entry in _BY_ANCHOR[anchor]:
-            if only is not None and entry.family is not only:
-                continue
-            pos = text.match(entry)
-            if pos >= 0:
-                by_row.setdefault(entry.row, []).append(_Hit(entry.sig, pos))
-    results: list[tuple[float, Scenario, list[_Hit]]] = []
-    for row, hits in sorted(by_row.items()):  # table order breaks ties
-        scenario = SCENARIOS[row]
-        score = _score([h.sig.weight for h in hits]) + bonus.get(scenario.family, 0.0)
-        results.append((score, scenario, hits))
-    results.sort(key=lambda r: r[0], reverse=True)
+            if only is None or entry.family is only:
+                by_row.setdefault(entry.row, []).append(entry)
+    # Branch and bound: literal signatures are free to check, regexes are not. A row's
+    # upper bound assumes all its regexes match; rows are tried best bound first and the
+    # search stops once no bound can come within RUNNER_MARGIN of the best score, which
+    # keeps both the winner and every runner-up that affects confidence exact.
+    bounds: list[tuple[float, int]] = []
+    for row, entries in by_row.items():
+        bounds.append((_score([e.sig.weight for e in entries]) + bonus.get(SCENARIOS[row].family, 0.0), row))
+    bounds.sort(key=lambda b: (-b[0], b[1]))
+    results: list[tuple[float, int, list[_Hit]]] = []
+    best = 0.0
+    for bound, row in bounds:
+        if bound < best - RUNNER_MARGIN or bound < MIN_SCORE - RUNNER_MARGIN:
+            break
+        hits = [_Hit(e.sig, pos) for e in by_row[row] if (pos := text.match(e)) >= 0]
+        if hits:
+            score = _score([h.sig.weight for h in hits]) + bonus.get(SCENARIOS[row].family, 0.0)
+            results.append((score, row, hits))
+            best = max(best, score)
+    results.sort(key=lambda r: (-r[0], r[1]))  # table order breaks ties
     if not results or results[0][0] < MIN_SCORE:
         return _unknown(failure, results)
-    score, scenario, hits = results[0]
+    score, row, hits = results[0]
     runner_up = results[1][0] if len(results) > 1 else 0.0
-    return _diagnosis(failure, text, scenario, hits, _confidence(score, runner_up))
+    return _diagnosis(failure, text, SCENARIOS[row], hits, _confidence(score, runner_up))
 
 
-def _unknown(failure: Failure, results: list[tuple[float, Scenario, list[_Hit]]]) -> Diagnosis:
-    near = tuple(f"weak match: {r[1].id} (score {r[0]:.1f})" for r in results[:2])
+def _unknown(failure: Failure, results: list[tuple[float, int, list[_Hit]]]) -> Diagnosis:
+    near = tuple(f"weak match: {SCENARIOS[r[1]].id} (score {r[0]:.1f})" for r in results[:2])
     first = next((t for t in failure.texts if t.strip()), "")
     if first:
         near = (_clip(first.strip().splitlines()[0], 0), *near)
@@ -298,7 +311,7 @@ def _diagnosis(
         if not details:
             advice.insert(0, HRESULT_GENERIC)
     if scenario.family is Family.AIB:
-        customizer = last_customizer(text.full)
+        customizer = last_customizer(text.full, text.low if len(text.full) <= MAX_SCAN else None)
         if customizer is not None:
             name, finished = customizer
             details.append(("last_customizer" if finished else "failing_customizer", name))
@@ -320,12 +333,16 @@ def _diagnosis(
     )
 
 
-def last_customizer(log: str) -> tuple[str, bool] | None:
+def last_customizer(log: str, low: str | None = None) -> tuple[str, bool] | None:
     """The last customizer customization.log started, and whether it logged its end.
 
-    Searches the whole log from the end (one reverse scan), since the window may cut it.
+    Searches the log's last 512 KiB from the end, since the classifier's window may cut
+    the telemetry lines out. `low` is the lower-cased log when the caller has it.
     """
-    low = log.lower() if len(log) <= MAX_SCAN else log[-(4 * MAX_SCAN):].lower()
+    if low is None:
+        low = log[-(4 * MAX_SCAN):].lower()
+    if _TELEMETRY_START not in low:
+        return None
     pos = low.rfind(_TELEMETRY_START)
     if pos < 0:
         return None

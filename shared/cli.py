@@ -6,9 +6,12 @@ Other tools rely on its output (see the README's CLI contract): keep field names
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any, TextIO
 
 from shared.diagnose import diagnose_input, diagnose_payload, result_json
@@ -48,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="print JSON (a list for a batch of events)")
     out.add_argument("--jsonl", action="store_true",
                      help="read JSON lines from stdin, write one JSON result line per input line")
+    diag.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                      help="--jsonl worker processes (default: one per CPU); order is kept")
     diag.add_argument("--source", choices=[f.value for f in Family], help="the guide the failure belongs to")
     diag.add_argument("--samples", action="store_true", help="diagnose the bundled sample failures")
     diag.set_defaults(handler=_diagnose)
@@ -62,7 +67,7 @@ def _diagnose(args: argparse.Namespace) -> int:
         if args.file not in ("-", None):
             print("remediator: --jsonl reads standard input; drop FILE", file=sys.stderr)
             return EXIT_BAD_INPUT
-        return run_jsonl(sys.stdin.buffer, sys.stdout, family)
+        return run_jsonl(sys.stdin.buffer, sys.stdout, family, workers=max(1, args.workers))
     try:
         raw = _read(args.file)
         diagnoses, batch = diagnose_input(raw, family, lenient=True)
@@ -108,19 +113,49 @@ def _read(path: str) -> bytes:
         return fh.read()
 
 
-def run_jsonl(lines: Iterable[bytes], out: TextIO, family: Family | None) -> int:
-    """One result line per input line, in order; a bad line gets an error line, never a gap."""
-    write = out.write
-    for raw in lines:
-        write(_jsonl_line(raw, family))
-        write("\n")
+JSONL_CHUNK = 2000
+
+
+def run_jsonl(lines: Iterable[bytes], out: TextIO, family: Family | None, *, workers: int = 1) -> int:
+    """One result line per input line, in order; a bad line gets an error line, never a gap.
+
+    Input is cut into chunks; with several workers, forked processes classify chunks in
+    parallel and `imap` hands them back in input order. Input that fits one chunk is done
+    in-process, so short runs pay no fork.
+    """
+    chunks = _chunks(lines, JSONL_CHUNK)
+    first = next(chunks, None)
+    if first is None:
+        return EXIT_OK
+    render = partial(_render_chunk, family=family)
+    if workers <= 1 or len(first) < JSONL_CHUNK:
+        for chunk in itertools.chain([first], chunks):
+            out.write(render(chunk))
+    else:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for text in pool.imap(render, itertools.chain([first], chunks)):
+                out.write(text)
     out.flush()
     return EXIT_OK
+
+
+def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    it = iter(lines)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _render_chunk(chunk: list[bytes], family: Family | None) -> str:
+    return "".join(_jsonl_line(raw, family) + "\n" for raw in chunk)
 
 
 def _jsonl_line(raw: bytes, family: Family | None) -> str:
     try:
         value = json.loads(raw)
+    except RecursionError:
+        return json.dumps({"scenario": None, "error": "invalid JSON line", "problem": "nested too deeply"})
     except ValueError as exc:
         return json.dumps({"scenario": None, "error": "invalid JSON line", "problem": str(exc)})
     try:

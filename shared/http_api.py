@@ -70,7 +70,7 @@ def _handshake(body: bytes) -> str | None:
         return None
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return validation_code(value)
 

@@ -109,3 +109,18 @@ def test_samples_run_the_embedded_default() -> None:
         "customization-log-tail.txt": "aib.low_resources",
         "image-template-timeout.json": "aib.build_timeout",
     }
+
+
+def test_jsonl_with_worker_processes_keeps_every_line_in_order() -> None:
+    texts = [("MaintenanceWindowExceeded", "um.maintenance_window_exceeded"),
+             ("Builds finished but no artifacts were created.", "aib.no_artifacts"),
+             ("nothing we know", "unknown"),
+             ("KB2267602 is missing again", "um.kb2267602_missing"),
+             ("Timeout waiting for microservice to complete", "aib.build_timeout")]
+    count = 5003  # more than two chunks, not a multiple of the chunk size
+    stdin = "".join(json.dumps({"text": texts[i % 5][0] if i % 7 else texts[i % 5][0].upper()}) + "\n"
+                    for i in range(count))
+    result = remediator("diagnose", "--jsonl", "--workers", "2", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    got = [json.loads(line)["scenario"] for line in result.stdout.decode().splitlines()]
+    assert got == [texts[i % 5][1] for i in range(count)]

@@ -40,7 +40,9 @@ def test_http_diagnose_refuses_a_bad_payload_naming_the_field() -> None:
     assert body["field"] == "source" and body["problem"] == "required field is missing"
 
 
-@pytest.mark.parametrize("body", [b"", b"{not json", json.dumps({"hello": "world"}).encode()])
+@pytest.mark.parametrize(
+    "body", [b"", b"{not json", json.dumps({"hello": "world"}).encode(), b"[" * 100_000 + b"]" * 100_000]
+)
 def test_http_diagnose_rejects_empty_malformed_and_unknown_bodies(body: bytes) -> None:
     r = post(body)
     assert r.status_code == 400 and json.loads(r.get_body())["problem"]

@@ -63,6 +63,8 @@ def parse_input(
     if stripped[:1] in ("{", "["):
         try:
             value = json.loads(stripped)
+        except RecursionError:
+            raise PayloadError("", "JSON nested too deeply") from None
         except ValueError as exc:
             if not lenient:
                 raise PayloadError("", f"malformed JSON: {exc}") from None
