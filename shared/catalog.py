@@ -371,7 +371,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("maintenancewindowexceeded", 10),
             Sig("maintenance window exceeded", 10),
             Sig("maintenance window", 9, r"exceed\w* (?:the |its |their |our )?(?:\w+ )?maintenance window|"
-                r"maintenance window\W+(?:\w+\W+){0,3}(?:exceeded|reached|ran out|expired|elapsed|too short|"
+                r"maintenance window\W+(?:\w+\W+){0,3}(?:exceeded|exceeds|exceeding|reached|ran out|expired|elapsed|too short|"
                 r"ended before|was over|not long enough|isn't long enough)"),
             Sig("window", 6, r"ran out of (?:the )?(?:maintenance |patch(?:ing)? )?window|"
                 r"(?:patch(?:ing)?|update) window\W+(?:\w+\W+){0,3}(?:exceeded|too short|ran out|expired)"),
@@ -560,6 +560,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         "packer-build-command-failure",
         (
             Sig("packer build command has failed", 8),
+            Sig("during the image build a failure has occurred", 8),
+            Sig("during the image build, a failure has occurred", 8),
+            Sig("packerbuildfailed", 8),
+            Sig("build/customization step failed", 7),
             Sig("error when executing packerizer", 6),
             Sig("script exited with non-zero exit status", 7),
             Sig("provisioning step had errors", 7),
