@@ -81,7 +81,7 @@ FAMILY_WORDS: dict[Family, tuple[str, ...]] = {
         "update management", "update deployment", "hybrid worker", "hybrid runbook", "automation account",
         "update manager", "maintenance configuration", "softwareupdateconfiguration", "patch", "wsus",
         "windows update", "log analytics agent", "mma", "omsagent", "not assessed", "compliance",
-        "maintenance window", "update run", "kb", "sccm", "runbook",
+        "maintenance window", "update run", "sccm", "runbook",
     ),
 }
 
@@ -207,8 +207,9 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("can sometimes take up to 15 minutes", 8),
             Sig("configur", 7, r"(?:stuck|still|keeps?|remains?|hangs?)\W+(?:\w+\W+){0,4}(?:being configured|"
                 r"configuring|in configuration)"),
-            Sig("name", 5, r"(?:duplicate|same)\W+(?:\w+\W+){0,2}(?:computer|machine|vm|host)\W*names?"),
-            Sig("clon", 6, r"clon\w+.{0,200}(?:source ?computer ?id|mma|microsoft monitoring agent|sysprep)|"
+            Sig("duplicate", 5, r"duplicate\W+(?:\w+\W+){0,2}(?:computer|machine|vm|host)\W*names?"),
+            Sig("same", 5, r"same\W+(?:\w+\W+){0,2}(?:computer|machine|vm|host)\W*names?"),
+            Sig("clone", 6, r"clon\w+.{0,200}(?:source ?computer ?id|mma|microsoft monitoring agent|sysprep)|"
                 r"(?:source ?computer ?id).{0,200}clon"),
             Sig("sourcecomputerid", 5, r"same sourcecomputerid|identical sourcecomputerid"),
         ),
@@ -386,7 +387,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "um.hresult", Family.UPDATE, "Machine shows Not assessed with an HRESULT exception", "hresult",
         (
-            Sig("0x80", 8, r"0x80(?:24|07|0f|09)[0-9a-f]{4}"),
+            Sig("0x802", 8, r"0x8024[0-9a-f]{4}"),
+            Sig("0x800", 8, r"0x800(?:7|f|9)[0-9a-f]{4}"),
             Sig("exception from hresult", 8),
             Sig("hresult", 6),
             Sig("wuauserv", 5, r"wuauserv.{0,80}(?:disabled|stopped|not running)|(?:disabled|stopped).{0,80}wuauserv"),

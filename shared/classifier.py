@@ -48,8 +48,9 @@ _TAIL_HITS = 24
 # is in that set are tested with `in`. Anchors without a word that long are always tested.
 KEY_LEN = 5
 _WORD = re.compile(r"[a-z0-9_]+")
-# Everything but [a-z0-9_] becomes a space, so `translate(...).split()` yields _WORD's words fast.
-_SPLIT = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isascii() and (c.isalnum() or c == "_"))})
+# ASCII bytes other than [a-z0-9_] become spaces, so `encode().translate(_SPLIT).split()`
+# yields the text's words at C speed.
+_SPLIT = bytes(c if (chr(c).isalnum() or c == 95 or c >= 128) else 32 for c in range(256))
 
 _ESCAPES = (
     ("\\r\\n", "\n"), ("\\n", "\n"), ("\\t", " "), ('\\"', '"'), ("\\u0027", "'"), ("\\u0022", '"'),
@@ -72,12 +73,19 @@ class _Entry:
     pattern: re.Pattern[str] | None
 
 
-def _key(anchor: str) -> str | None:
-    longest = max(_WORD.findall(anchor), key=len, default="")
-    return longest[:KEY_LEN] if len(longest) >= KEY_LEN else None
+def _key(anchor: str) -> bytes | None:
+    """The first KEY_LEN characters of the anchor's longest word; a one-word anchor
+    shorter than that is its own key (it then matches as a whole word)."""
+    words = _WORD.findall(anchor)
+    longest = max(words, key=len, default="")
+    if len(longest) >= KEY_LEN:
+        return longest[:KEY_LEN].encode()
+    if len(words) == 1 and words[0] == anchor and not anchor.endswith("_"):
+        return anchor.encode()
+    return None
 
 
-def _index() -> tuple[dict[str, tuple[str, ...]], tuple[str, ...], dict[str, tuple[_Entry, ...]]]:
+def _index() -> tuple[dict[bytes, tuple[str, ...]], tuple[str, ...], dict[str, tuple[_Entry, ...]]]:
     """Signatures grouped by anchor (one test per distinct anchor, not per signature), and
     anchors grouped by key; family words are anchors too, with no entries."""
     by_anchor: dict[str, list[_Entry]] = {}
@@ -88,7 +96,7 @@ def _index() -> tuple[dict[str, tuple[str, ...]], tuple[str, ...], dict[str, tup
     for words in FAMILY_WORDS.values():
         for word in words:
             by_anchor.setdefault(word, [])
-    keyed: dict[str, list[str]] = {}
+    keyed: dict[bytes, list[str]] = {}
     loose: list[str] = []
     for anchor in by_anchor:
         key = _key(anchor)
@@ -108,14 +116,16 @@ _FAMILY_WORDS = tuple((fam, frozenset(words)) for fam, words in FAMILY_WORDS.ite
 def _present(flat: str) -> list[str]:
     """The anchors that occur in the text."""
     found = [a for a in _LOOSE if a in flat]
-    keys = set(map(_PREFIX, flat.translate(_SPLIT).split()))
+    keys = set(map(_PREFIX, flat.encode().translate(_SPLIT).split()))
     for key in _KEYED.keys() & keys:
-        found.extend([a for a in _KEYED[key] if a in flat])
+        for anchor in _KEYED[key]:
+            if anchor in flat:
+                found.append(anchor)
     return found
 
 
 def normalize(text: str) -> str:
-    """Undo JSON string escaping (applied twice for double-encoded payloads) and odd quotes."""
+    """Undo JSON string escaping (twice, for double-encoded payloads), CRs and odd quotes."""
     for _ in range(2):
         if "\\" not in text:
             break
@@ -123,7 +133,9 @@ def normalize(text: str) -> str:
             if old in text:
                 text = text.replace(old, new)
         text = text.replace("\\\\", "\\")
-    return text.translate(_QUOTES)
+    if "\r" in text:
+        text = text.replace("\r", "")
+    return text if text.isascii() else text.translate(_QUOTES)
 
 
 def _window(text: str) -> str:
@@ -175,6 +187,8 @@ class _Text:
         """The original lines holding the matches (each once); a folded snippet for a
         match that spans lines."""
         source = self.original if len(self.original) == len(self.low) else self.low
+        if "\n" not in source and len(source) <= _EVIDENCE_CHARS:
+            return [source.strip()]  # one short line: it is the evidence
         seen: set[int] = set()
         out: list[str] = []
         for hit in hits:
@@ -223,8 +237,8 @@ def _family_bonus(present: list[str]) -> dict[Family, float]:
 
 
 def _score(weights: list[float]) -> float:
-    weights.sort(reverse=True)
-    return weights[0] + _SECONDARY * sum(weights[1:])
+    best = max(weights)
+    return best + _SECONDARY * (sum(weights) - best)
 
 
 def _confidence(score: float, runner_up: float) -> float:
