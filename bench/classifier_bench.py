@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 from shared.classifier import classify_text  # noqa: E402
 from tests.conftest import SEEDS  # noqa: E402
-from tests.corpus.packer_log import make_customization_log  # noqa: E402
 from tests.guide_blocks import guide_blocks  # noqa: E402
+from tests.packer_logs import customization_log  # noqa: E402
 
 TAILS = (
     "PACKER ERR ==> Builds finished but no artifacts were created.",
@@ -48,7 +48,7 @@ def texts_per_second(texts: list[str], seconds: float = 3.0) -> float:
 
 
 def big_log_latency(runs: int = 60) -> tuple[float, float]:
-    logs = [make_customization_log(TAILS[i % len(TAILS)], size=1_000_000, seed=i) for i in range(6)]
+    logs = [customization_log(TAILS[i % len(TAILS)], size=1_000_000, seed=i) for i in range(6)]
     times: list[float] = []
     for i in range(runs):
         start = time.perf_counter()

@@ -372,8 +372,8 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("maintenancewindowexceeded", 10),
             Sig("maintenance window exceeded", 10),
             Sig("maintenance window", 9, r"exceed\w* (?:the |its |their |our )?(?:\w+ )?maintenance window|"
-                r"maintenance window\W+(?:\w+\W+){0,3}(?:exceeded|exceeds|exceeding|reached|ran out|expired|elapsed|too short|"
-                r"ended before|was over|not long enough|isn't long enough)"),
+                r"maintenance window\W+(?:\w+\W+){0,3}(?:exceeded|exceeds|exceeding|reached|ran out|expired|elapsed|"
+                r"too short|ended before|was over|not long enough|isn't long enough)"),
             Sig("window", 6, r"ran out of (?:the )?(?:maintenance |patch(?:ing)? )?window|"
                 r"(?:patch(?:ing)?|update) window\W+(?:\w+\W+){0,3}(?:exceeded|too short|ran out|expired)"),
         ),

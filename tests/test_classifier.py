@@ -7,7 +7,7 @@ import pytest
 from shared.catalog import BY_ID, SCENARIOS
 from shared.classifier import MAX_SCAN, classify, classify_text, last_customizer
 from shared.domain import Failure, Family, Mode, SourceKind
-from tests.corpus.packer_log import make_customization_log
+from tests.packer_logs import customization_log
 
 # The guides describe these only in prose: the symptom as an engineer reports it.
 PROSE = {
@@ -85,7 +85,7 @@ def test_success_signal_is_no_failure() -> None:
     ],
 )
 def test_decisive_line_near_the_end_of_a_1mb_packer_log(tail: str, scenario: str) -> None:
-    log = make_customization_log(tail, size=1_000_000, seed=7)
+    log = customization_log(tail, size=1_000_000, seed=7)
     assert len(log) > MAX_SCAN
     d = classify_text(log)
     assert d.scenario == scenario
