@@ -1,5 +1,7 @@
-"""Per-scenario accuracy of the classifier over the labelled corpus (tests/corpus/*.jsonl).
+"""Per-scenario accuracy of the classifier over the labelled corpus.
 
+The corpus is every `tests/corpus/*.jsonl` file (real-world variants and texts that must
+stay `unknown`) plus the error blocks of the guides themselves (`../shared/seeds`).
 Prints a table (scenario, lines, correct, accuracy) and the misses; exits 1 when the
 overall accuracy is below --floor, so CI notices a regression.
 """
@@ -18,20 +20,26 @@ sys.path.insert(0, str(ROOT))
 
 from shared.classifier import classify_text  # noqa: E402
 from shared.domain import Family  # noqa: E402
+from tests.guide_blocks import guide_blocks  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
+SEEDS = ROOT.parent / "shared" / "seeds"
 
 
-def load(names: list[str]) -> list[dict[str, Any]]:
+def load(paths: list[Path]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for name in names:
-        path = CORPUS / name
+    for path in paths:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if line.strip():
                 row = json.loads(line)
-                row["_where"] = f"{name}:{number}"
+                row["_where"] = f"{path.name}:{number}"
                 rows.append(row)
     return rows
+
+
+def guide_rows(seeds: Path) -> list[dict[str, Any]]:
+    return [{"scenario": b.scenario, "source": None, "text": b.text, "_where": f"guide {b.seed[:3]}"}
+            for b in guide_blocks(seeds)]
 
 
 def evaluate(rows: list[dict[str, Any]]) -> tuple[dict[str, list[int]], list[str]]:
@@ -50,17 +58,24 @@ def evaluate(rows: list[dict[str, Any]]) -> tuple[dict[str, list[int]], list[str
     return stats, misses
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("files", nargs="*", default=["guide.jsonl", "variants.jsonl", "unknown.jsonl"])
+    parser.add_argument("files", nargs="*", type=Path, help="corpus files (default: tests/corpus/*.jsonl)")
+    parser.add_argument("--no-guides", action="store_true", help="leave out the guides' own error blocks")
     parser.add_argument("--summary", action="store_true", help="only the totals and the misses")
     parser.add_argument("--floor", type=float, default=0.9, help="fail below this overall accuracy")
-    args = parser.parse_args()
-    present = [f for f in args.files if (CORPUS / f).exists()]
-    if not present:
-        print("accuracy: no corpus files found", file=sys.stderr)
+    args = parser.parse_args(argv)
+    files: list[Path] = args.files or sorted(CORPUS.glob("*.jsonl"))
+    rows = load(files)
+    if not args.no_guides:
+        if not SEEDS.is_dir():
+            print(f"accuracy: the guides are expected at {SEEDS}", file=sys.stderr)
+            return 1
+        rows += guide_rows(SEEDS)
+    if not rows:
+        print("accuracy: no corpus lines found", file=sys.stderr)
         return 1
-    stats, misses = evaluate(load(present))
+    stats, misses = evaluate(rows)
     total = sum(n for n, _ in stats.values())
     correct = sum(c for _, c in stats.values())
     if not args.summary:
@@ -70,8 +85,9 @@ def main() -> int:
             print(f"{scenario:42} {n:5d} {c:5d} {c / n:8.1%}")
     for miss in misses:
         print("miss", miss)
-    overall = correct / total if total else 0.0
-    print(f"overall: {correct}/{total} = {overall:.1%} over {', '.join(present)}")
+    overall = correct / total
+    names = [f.name for f in files] + ([] if args.no_guides else ["guides"])
+    print(f"overall: {correct}/{total} = {overall:.1%} over {', '.join(names)}")
     return 0 if overall >= args.floor else 1
 
 

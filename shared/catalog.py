@@ -108,6 +108,8 @@ HRESULT_GENERIC = (
     "Windows Update troubleshooter can show the cause."
 )
 
+# At machine registration an HRESULT is a communication problem, not an update agent one.
+_REGISTRATION = ("unable to register machine", "registration failed", "worker registration", "registration fail")
 _NOT = r"(?:don't|do not|doesn't|does not|didn't|did not|not|never|won't|cannot|can't|isn't|aren't)"
 _W = r"(?:[\w.'-]+\W+)"  # one word and what follows it
 
@@ -270,11 +272,12 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("failed to start the runbook", 9),
             Sig("patch-microsoftomscomputer", 8),
             Sig("failedtostart", 8),
-            Sig("failed to start", 7, r"(?:machine|vm|server|computer|node)s?\W+(?:\w+\W+){0,5}"
+            Sig("failed to start", 7, r"(?:machine|vm|server|computer|node)s?\W+(?:\w+\W+){0,8}"
                 r"(?:show|status|state|report|display|list|marked)\w*\W+(?:\w+\W+){0,2}['\"]?failed to start"),
             Sig("failed to start", 6, r"failed to start['\"]?\W+(?:\w+\W+){0,4}(?:update deployment|"
                 r"deployment|update run|patch|status)"),
-            Sig("source", 6, r"source ?computer ?id\W+(?:\w+\W+){0,4}(?:changed|has changed|was changed)"),
+            Sig("source", 6, r"source ?computer ?id\W+(?:\w+\W+){0,4}(?:changed|has changed|was changed)|"
+                r"chang\w*\W+(?:\w+\W+){0,3}source ?computer ?id"),
             Sig("concurrent job", 5, r"(?:2,?000|limit).{0,40}concurrent jobs?|concurrent jobs?.{0,40}limit"),
             Sig("failed to start", 3),
         ),
@@ -387,9 +390,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "um.hresult", Family.UPDATE, "Machine shows Not assessed with an HRESULT exception", "hresult",
         (
-            Sig("0x802", 8, r"0x8024[0-9a-f]{4}"),
-            Sig("0x800", 8, r"0x800(?:7|f|9)[0-9a-f]{4}"),
-            Sig("exception from hresult", 8),
+            Sig("0x802", 8, r"0x8024[0-9a-f]{4}", unless=_REGISTRATION),
+            Sig("0x800", 8, r"0x800(?:7|f|9)[0-9a-f]{4}", unless=_REGISTRATION),
+            Sig("exception from hresult", 8, unless=_REGISTRATION),
             Sig("hresult", 6),
             Sig("wuauserv", 5, r"wuauserv.{0,80}(?:disabled|stopped|not running)|(?:disabled|stopped).{0,80}wuauserv"),
             Sig("windows update service", 5, r"windows update service\W+(?:\w+\W+){0,3}(?:disabled|stopped|"
@@ -408,8 +411,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "scenario-update-run-returns-failed-status-linux",
         (
             Sig("status: failed", 4.5),
-            Sig("update", 5, rf"update (?:run|deployment|job)s?\W+{_W}{{0,3}}(?:failed|fails|returns? (?:a )?"
-                r"(?:failed|failure))"),
+            Sig("update", 5, rf"update (?:run|deployment|job)s?\W+{_W}{{0,3}}(?:failed(?! to start)|fails|"
+                r"returns? (?:a )?(?:failed|failure))"),
             Sig("package manager", 7, r"package manager\W+(?:\w+\W+){0,3}(?:unhealthy|broken|locked|corrupt\w*|"
                 r"not healthy|in a bad state)"),
             Sig("dpkg was interrupted", 8),
@@ -531,7 +534,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("step failed for image version", 9),
             Sig("error getting image version", 8),
             Sig("galleryimageversionsclient#get", 8),
-            Sig("image", 7, rf"(?:source|base|platform|marketplace|gallery)\W+image\W+{_W}{{0,5}}(?:not found|"
+            Sig("image", 7, rf"(?:source|base|platform|marketplace|gallery)\W+image\W+{_W}{{0,8}}(?:not found|"
                 r"was not found|does not exist|doesn't exist|could not be found|cannot be found|not available)"),
             Sig("image", 6, r"(?:platformimagenotfound|imageversionnotfound|galleryimagenotfound)"),
         ),
@@ -621,9 +624,8 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("error waiting on shared image gallery", 10),
             Sig("publishing mdi to shared image gallery", 8),
             Sig("error returned from sig client", 8),
-            Sig("replicat", 6, r"(?:replicat\w+)\W+(?:\w+\W+){0,6}(?:timed? ?out|timeout|deadline|too long|hours)"
-                r".{0,200}(?:gallery|sig\b)|(?:gallery|sig\b).{0,200}replicat\w+\W+(?:\w+\W+){0,6}"
-                r"(?:timed? ?out|timeout|deadline|too long|hours)"),
+            Sig("replicat", 3.5, r"replicat\w*.{0,160}(?:timed? ?out|timeout|deadline|too long|takes? hours)"),
+            Sig("gallery", 3, r"gallery.{0,200}replicat|replicat\w*.{0,200}gallery"),
         ),
         (_r("increase-image-build-timeout", Mode.APPROVAL),),
         (

@@ -264,7 +264,8 @@ def classify(failure: Failure) -> Diagnosis:
         )
     text = _Text("\n".join(failure.texts))
     present = _present(text.flat)
-    bonus = {} if failure.family else _family_bonus(present)
+    # A known family (payload or hint) is the strongest family context there is.
+    bonus = {failure.family: FAMILY_BONUS} if failure.family else _family_bonus(present)
     only = failure.family
     by_row: dict[int, list[_Entry]] = {}
     for anchor in present:
