@@ -1,0 +1,121 @@
+"""Builds the real Azure SDK clients, lazily and once per subscription.
+
+In Azure: `DefaultAzureCredential` (the Function App's managed identity). Against a local
+double (loopback endpoints): a static token, and bearer auth allowed over plain http.
+azure-core's own retries are off here; `shared.azure.retry` owns retrying.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from shared.azure.endpoints import ARM_SCOPE, LOGS_SCOPE, Endpoints, is_loopback
+
+
+class StaticToken:
+    """A credential for the local double, which checks that a token is sent, not its value."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("local-double-token", int(time.time()) + 3600)
+
+
+def _auth_policy(credential: Any, scope: str, url: str) -> Any:
+    """Bearer auth; on loopback it may use plain http (azure-core's `enforce_https` option)."""
+    from azure.core.pipeline.policies import BearerTokenCredentialPolicy
+
+    if not is_loopback(url):
+        return None  # the SDK's default policy (ARM challenge-aware auth)
+
+    class LoopbackBearer(BearerTokenCredentialPolicy):  # type: ignore[type-arg]
+        def on_request(self, request: Any) -> None:
+            request.context.options["enforce_https"] = False
+            super().on_request(request)
+
+    return LoopbackBearer(credential, scope)
+
+
+class Clients:
+    """One place that knows how to reach Azure; adapters ask it for SDK clients."""
+
+    def __init__(self, endpoints: Endpoints | None = None, credential: Any = None, timeout: float = 30.0) -> None:
+        self.endpoints = endpoints or Endpoints.from_env()
+        self._credential = credential
+        self._timeout = timeout
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    @property
+    def credential(self) -> Any:
+        if self._credential is None:
+            if self.endpoints.local:
+                self._credential = StaticToken()
+            else:
+                from azure.identity import DefaultAzureCredential
+
+                self._credential = DefaultAzureCredential()
+        return self._credential
+
+    def _common(self, url: str, scope: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "retry_total": 0,
+            "connection_timeout": min(10.0, self._timeout),
+            "read_timeout": self._timeout,
+        }
+        policy = _auth_policy(self.credential, scope, url)
+        if policy is not None:
+            kwargs["authentication_policy"] = policy
+        return kwargs
+
+    def _mgmt(self, key: str, subscription: str, factory: Any) -> Any:
+        cached = self._cache.get((key, subscription))
+        if cached is None:
+            cached = factory(
+                self.credential, subscription, base_url=self.endpoints.arm,
+                **self._common(self.endpoints.arm, ARM_SCOPE),
+            )
+            self._cache[(key, subscription)] = cached
+        return cached
+
+    def resources(self, subscription: str) -> Any:
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        return self._mgmt("resources", subscription, ResourceManagementClient)
+
+    def automation(self, subscription: str) -> Any:
+        from azure.mgmt.automation import AutomationClient
+
+        return self._mgmt("automation", subscription, AutomationClient)
+
+    def maintenance(self, subscription: str) -> Any:
+        from azure.mgmt.maintenance import MaintenanceManagementClient
+
+        return self._mgmt("maintenance", subscription, MaintenanceManagementClient)
+
+    def imagebuilder(self, subscription: str) -> Any:
+        from azure.mgmt.imagebuilder import ImageBuilderClient
+
+        return self._mgmt("imagebuilder", subscription, ImageBuilderClient)
+
+    def resourcegraph(self) -> Any:
+        cached = self._cache.get(("resourcegraph", ""))
+        if cached is None:
+            from azure.mgmt.resourcegraph import ResourceGraphClient
+
+            cached = ResourceGraphClient(
+                self.credential, base_url=self.endpoints.arm, **self._common(self.endpoints.arm, ARM_SCOPE)
+            )
+            self._cache[("resourcegraph", "")] = cached
+        return cached
+
+    def logs(self) -> Any:
+        cached = self._cache.get(("logs", ""))
+        if cached is None:
+            from azure.monitor.query import LogsQueryClient
+
+            cached = LogsQueryClient(
+                self.credential, endpoint=self.endpoints.logs, **self._common(self.endpoints.logs, LOGS_SCOPE)
+            )
+            self._cache[("logs", "")] = cached
+        return cached
