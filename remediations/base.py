@@ -5,12 +5,15 @@ makes every remediation idempotent and gives dry run for free.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.domain import Mode
+
+if TYPE_CHECKING:
+    from remediations.context import Context
 
 
 class Result(StrEnum):
@@ -37,11 +40,14 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """The exact change, before -> after. `request` carries what apply will send (not shown)."""
+
     remediation: str
     target: str
     changes: tuple[Change, ...]
     reason: str
     limits: tuple[tuple[str, str], ...] = ()
+    request: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def empty(self) -> bool:
@@ -58,9 +64,16 @@ class Outcome:
     plan: Plan | None
     verified: bool = False
     error: str | None = None
+    duration_ms: int = 0
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        return self.plan.changes if self.plan else ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"result": self.result.value, "verified": self.verified, "error": self.error,
+                "reason": self.plan.reason if self.plan else None,
+                "changes": [c.to_dict() for c in self.changes], "duration_ms": self.duration_ms,
                 "plan": self.plan.to_dict() if self.plan else None}
 
 
@@ -73,12 +86,15 @@ class Remediation(Protocol):
     fixes: tuple[str, ...]
     mode: Mode
     summary: str
+    target_kind: str
+    params: tuple[tuple[str, str], ...]  # (name, meaning)
+    limit_names: tuple[str, ...]  # Limits fields that bound it
 
-    def plan(self, target: str, params: Mapping[str, str], ctx: Any) -> Plan: ...
+    def plan(self, target: str, params: Mapping[str, str], ctx: Context) -> Plan: ...
 
-    def apply(self, plan: Plan, ctx: Any) -> None: ...
+    def apply(self, plan: Plan, ctx: Context) -> None: ...
 
-    def verify(self, plan: Plan, ctx: Any) -> bool: ...
+    def verify(self, plan: Plan, ctx: Context) -> bool: ...
 
 
 @dataclass
@@ -95,8 +111,32 @@ class Registry:
 
 
 REGISTRY = Registry()
+MODULES = (
+    "register_resource_provider",
+    "extend_maintenance_window",
+    "increase_image_build_timeout",
+    "increase_image_build_vm_size",
+    "rerun_image_build",
+    "recreate_image_template",
+    "readd_changed_machines",
+    "remove_missing_machines",
+)
 
 
-def register(factory: Callable[[], Remediation]) -> Callable[[], Remediation]:
-    REGISTRY.register(factory())
-    return factory
+def register(cls: type[Any]) -> type[Any]:
+    """Class decorator: one instance per remediation, by its name."""
+    REGISTRY.register(cls())
+    return cls
+
+
+def registry() -> Registry:
+    """Every remediation, loaded on first use (cold start pays for none of them)."""
+    import importlib
+
+    for module in MODULES:
+        importlib.import_module(f"remediations.{module}")
+    return REGISTRY
+
+
+def noop(name: str, target: str, reason: str, limits: tuple[tuple[str, str], ...] = ()) -> Plan:
+    return Plan(name, target, (), reason, limits)

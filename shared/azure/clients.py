@@ -40,10 +40,13 @@ def _auth_policy(credential: Any, scope: str, url: str) -> Any:
 class Clients:
     """One place that knows how to reach Azure; adapters ask it for SDK clients."""
 
-    def __init__(self, endpoints: Endpoints | None = None, credential: Any = None, timeout: float = 30.0) -> None:
+    def __init__(self, endpoints: Endpoints | None = None, credential: Any = None, timeout: float = 30.0,
+                 polling_interval: float = 30.0) -> None:
         self.endpoints = endpoints or Endpoints.from_env()
         self._credential = credential
         self._timeout = timeout
+        # Seconds between LRO polls when the service sends no Retry-After (tests: 0).
+        self.polling_interval = polling_interval
         self._cache: dict[tuple[str, str], Any] = {}
 
     @property

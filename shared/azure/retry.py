@@ -62,9 +62,13 @@ def status_of(exc: BaseException | None) -> int | None:
 
 
 def is_transient(exc: BaseException) -> bool:
+    from urllib.error import HTTPError, URLError
+
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)):
+    if isinstance(exc, HTTPError):  # plain HTTP fetches (blob logs)
+        return exc.code in TRANSIENT_STATUS
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError, URLError)):
         return True
     if isinstance(exc, HttpResponseError):
         return status_of(exc) in TRANSIENT_STATUS
@@ -73,7 +77,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def retry_after(exc: BaseException | None) -> float | None:
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "headers", None)
     if not headers:
         return None
     value = headers.get("Retry-After") or headers.get("retry-after")

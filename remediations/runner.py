@@ -1,0 +1,72 @@
+"""Plan, then (unless dry run or nothing to do) apply and verify: one remediation, one target.
+
+Every outcome is a value: a permanent Azure error or a refused limit becomes `failed`
+with a reason a person can act on; only programming errors escape.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+from remediations.base import Outcome, RemediationError, Result, registry
+from remediations.context import Context
+
+log = logging.getLogger("remediator.remediations")
+
+
+class UnknownRemediation(KeyError):
+    """No remediation by that name (the message lists the known ones)."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """`(Code) message [HTTP n]` for Azure errors, the message for ours."""
+    from azure.core.exceptions import HttpResponseError
+
+    if isinstance(exc, HttpResponseError):
+        error = getattr(exc, "error", None)
+        code = getattr(error, "code", None) or getattr(exc, "reason", None) or "Error"
+        message = getattr(error, "message", None) or str(exc.message or exc)
+        return f"({code}) {message} [HTTP {exc.status_code}]"
+    return str(exc) or type(exc).__name__
+
+
+def _azure_or_ours(exc: BaseException) -> bool:
+    from azure.core.exceptions import AzureError
+
+    from shared.azure.insights import FetchRefused
+
+    return isinstance(exc, (RemediationError, AzureError, FetchRefused, OSError))
+
+
+def execute(name: str, target: str, params: Mapping[str, str], ctx: Context, *, dry_run: bool = False) -> Outcome:
+    remediation = registry().items.get(name)
+    if remediation is None:
+        raise UnknownRemediation(f"no remediation {name!r}; known: {', '.join(sorted(registry().items))}")
+    started = time.monotonic()
+    plan = None
+    try:
+        plan = remediation.plan(target, params, ctx)
+        if plan.empty:
+            return Outcome(Result.NOOP, plan, duration_ms=_ms(started))
+        if dry_run:
+            return Outcome(Result.DRY_RUN, plan, duration_ms=_ms(started))
+        log.info("applying %s to %s: %s", name, target, plan.reason,
+                 extra={"remediation": name, "target": target})
+        remediation.apply(plan, ctx)
+        verified = remediation.verify(plan, ctx)
+    except Exception as exc:
+        if not _azure_or_ours(exc):
+            raise
+        reason = describe_error(exc)
+        log.warning("%s on %s failed: %s", name, target, reason, extra={"remediation": name, "target": target})
+        return Outcome(Result.FAILED, plan, error=reason, duration_ms=_ms(started))
+    if not verified:
+        return Outcome(Result.FAILED, plan, error="applied, but re-reading the resource does not show the change",
+                       duration_ms=_ms(started))
+    return Outcome(Result.APPLIED, plan, verified=True, duration_ms=_ms(started))
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

@@ -1,0 +1,99 @@
+"""Read-only enrichment: Log Analytics queries and the tail of an Image Builder customization.log.
+
+Outbound fetches go only where they are meant to: build logs only from Azure blob
+storage (`https://<account>.blob.core.windows.net`) or the configured local double, no
+redirects followed, and never more than a bounded number of bytes.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.azure.base import Adapter
+from shared.azure.endpoints import is_loopback
+from shared.azure.permissions import requires
+
+STORAGE_SCOPE = "https://storage.azure.com/.default"
+BLOB_SUFFIX = ".blob.core.windows.net"
+MAX_LOG_BYTES = 1024 * 1024
+# Latest SourceComputerId per computer: a clone or an agent reinstall shows as a new id.
+Q_SOURCE_IDS = ("Heartbeat | where TimeGenerated > ago({days}d) "
+                "| summarize LastSeen = max(TimeGenerated) by Computer, SourceComputerId")
+
+
+class FetchRefused(ValueError):
+    """A URL the product will not fetch (named in the message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceIdSighting:
+    computer: str
+    source_computer_id: str
+    last_seen: datetime
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:
+        raise FetchRefused(f"redirect to {args[-1]!r} not followed")
+
+
+class Insights(Adapter):
+    @requires("Microsoft.OperationalInsights/workspaces/query/read")
+    def query(self, workspace_id: str, kql: str, timespan: timedelta = timedelta(days=30)) -> list[dict[str, Any]]:
+        """Rows as dicts; a partial result is an error, not a silent half answer."""
+        client = self.clients.logs()
+        result = self.retry.call(client.query_workspace, workspace_id, kql, timespan=timespan)
+        partial_error = getattr(result, "partial_error", None)
+        if partial_error is not None:
+            raise RuntimeError(f"Log Analytics returned a partial result: {partial_error}")
+        rows: list[dict[str, Any]] = []
+        for table in result.tables:
+            names = list(table.columns)
+            rows.extend(dict(zip(names, row, strict=False)) for row in table.rows)
+        return rows
+
+    def source_id_sightings(self, workspace_id: str, days: int = 30) -> list[SourceIdSighting]:
+        rows = self.query(workspace_id, Q_SOURCE_IDS.format(days=days), timedelta(days=days))
+        out = []
+        for row in rows:
+            seen = row.get("LastSeen")
+            if isinstance(seen, str):
+                seen = datetime.fromisoformat(seen.replace("Z", "+00:00"))
+            if isinstance(seen, datetime):
+                out.append(SourceIdSighting(str(row["Computer"]), str(row["SourceComputerId"]), seen))
+        return out
+
+    def check_log_url(self, url: str) -> str:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        double = urlsplit(self.clients.endpoints.arm)
+        if parts.scheme == "https" and host.endswith(BLOB_SUFFIX) and host.count(".") == 4 and not parts.username:
+            return url
+        if (self.clients.endpoints.local and is_loopback(url) and parts.scheme == "http"
+                and (host, parts.port) == ((double.hostname or "").lower(), double.port)):
+            return url
+        raise FetchRefused(f"{url!r}: build logs are fetched only from https://<account>{BLOB_SUFFIX}")
+
+    @requires(data=("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",))
+    def build_log_tail(self, url: str, max_bytes: int = MAX_LOG_BYTES) -> str:
+        """The last `max_bytes` of a customization.log: Packer's decisive lines are at the end."""
+        self.check_log_url(url)
+        token = self.clients.credential.get_token(STORAGE_SCOPE).token
+        headers = {"Authorization": f"Bearer {token}", "x-ms-version": "2023-11-03"}
+        opener = urllib.request.build_opener(_NoRedirect)
+
+        def send(method: str, extra: dict[str, str], limit: int) -> tuple[Any, bytes]:
+            request = urllib.request.Request(url, headers=headers | extra, method=method)
+            with opener.open(request, timeout=30) as response:
+                return response.headers, bytes(response.read(limit)) if method == "GET" else b""
+
+        # Blob storage takes `bytes=start-` ranges, not suffix ranges: ask the size first.
+        head, _ = self.retry.call(send, "HEAD", {}, 0)
+        size = int(head.get("Content-Length") or 0)
+        start = max(0, size - max_bytes)
+        _, body = self.retry.call(send, "GET", {"Range": f"bytes={start}-"}, max_bytes)
+        return body.decode("utf-8", errors="replace")
