@@ -32,12 +32,14 @@ def describe_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _azure_or_ours(exc: BaseException) -> bool:
+def is_operational(exc: BaseException) -> bool:
+    """Errors of the world (Azure, network, refused limits), as opposed to bugs."""
     from azure.core.exceptions import AzureError
 
     from shared.azure.insights import FetchRefused
+    from shared.errors import PayloadError
 
-    return isinstance(exc, (RemediationError, AzureError, FetchRefused, OSError))
+    return isinstance(exc, (RemediationError, AzureError, FetchRefused, OSError, PayloadError))
 
 
 def execute(name: str, target: str, params: Mapping[str, str], ctx: Context, *, dry_run: bool = False) -> Outcome:
@@ -57,7 +59,7 @@ def execute(name: str, target: str, params: Mapping[str, str], ctx: Context, *, 
         remediation.apply(plan, ctx)
         verified = remediation.verify(plan, ctx)
     except Exception as exc:
-        if not _azure_or_ours(exc):
+        if not is_operational(exc):
             raise
         reason = describe_error(exc)
         log.warning("%s on %s failed: %s", name, target, reason, extra={"remediation": name, "target": target})

@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     diag.add_argument("--source", choices=[f.value for f in Family], help="the guide the failure belongs to")
     diag.add_argument("--samples", action="store_true", help="diagnose the bundled sample failures")
     diag.set_defaults(handler=_diagnose)
+    from shared.cli_ops import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

@@ -23,6 +23,12 @@ class Automation(Adapter):
     def _client(self, resource_id: str) -> Any:
         return self.clients.automation(rid(resource_id).subscription)
 
+    @requires("Microsoft.Automation/automationAccounts/read")
+    def list_accounts(self, subscription: str) -> list[str]:
+        """Automation account ids in a subscription (where the sweep looks for deployments)."""
+        ops = self.clients.automation(subscription).automation_account
+        return [str(rest(a)["id"]) for a in self.retry.call(lambda: list(ops.list()))]
+
     @requires("Microsoft.Automation/automationAccounts/softwareUpdateConfigurations/read")
     def get_configuration(self, configuration_id: str) -> dict[str, Any]:
         r = rid(configuration_id)
