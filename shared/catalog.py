@@ -69,6 +69,9 @@ Q_WSUS = (
     "| summarize max(TimeGenerated) by Computer, KBID, Title"
 )
 
+# A Packer download progress line: "big.iso 1.01 GiB / 1.45 GiB ... 69.66%".
+_PROGRESS = r"\d+(?:\.\d+)? ?(?:b|kb|mb|gb|kib|mib|gib) / \d+(?:\.\d+)? ?(?:b|kb|mb|gb|kib|mib|gib)\b.{0,60}?\d+(?:\.\d+)?%"
+
 # Words that place a text in one guide's world; they tip ties, they never decide alone.
 FAMILY_WORDS: dict[Family, tuple[str, ...]] = {
     Family.AIB: (
@@ -81,7 +84,7 @@ FAMILY_WORDS: dict[Family, tuple[str, ...]] = {
         "update management", "update deployment", "hybrid worker", "hybrid runbook", "automation account",
         "update manager", "maintenance configuration", "softwareupdateconfiguration", "patch", "wsus",
         "windows update", "log analytics agent", "mma", "omsagent", "not assessed", "compliance",
-        "maintenance window", "update run", "sccm", "runbook",
+        "maintenance window", "update run", "sccm",
     ),
 }
 
@@ -108,6 +111,9 @@ HRESULT_GENERIC = (
     "Windows Update troubleshooter can show the cause."
 )
 
+# The same image read fails as "not authorised" (403) or "not found" (404): the code decides.
+_NOT_FOUND = ("statuscode=404", "status=404", "resourcenotfound")
+_FORBIDDEN = ("statuscode=403", "status=403", "authorizationfailed")
 # At machine registration an HRESULT is a communication problem, not an update agent one.
 _REGISTRATION = ("unable to register machine", "registration failed", "worker registration", "registration fail")
 _NOT = r"(?:don't|do not|doesn't|does not|didn't|did not|not|never|won't|cannot|can't|isn't|aren't)"
@@ -304,7 +310,11 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("install", 8, rf"updates?\W+{_W}{{0,4}}(?:got |get |were |are |being )?(?:installed|installing|"
                 rf"applied)\W+{_W}{{0,4}}(?:without|outside|with no|no)\W+{_W}{{0,3}}(?:deployment|schedule)"),
             Sig("auto download and install", 6),
-            Sig("auoptions", 6, r"auoptions\W+(?:\w+\W+){0,3}4\b"),
+            Sig("auoptions", 6, r"auoptions\W+(?:\w+\W+){0,3}(?:0x)?4\b"),
+            Sig("automatic updates", 6, r"configure automatic updates\W{0,4}(?:=|:|is|set to)?\W{0,3}4\b|"
+                r"auto download and schedule the install"),
+            Sig("install", 6, r"install(?:ed|ing)?\b.{0,200}\b(?:no|without|not created any|haven't created any)\W+"
+                r"(?:\w+\W+){0,2}(?:deployment|schedule)s?\b"),
             Sig("install", 5, r"(?:automatically|on their own|by themselves)\W+(?:\w+\W+){0,3}install|"
                 r"install\w*\W+(?:\w+\W+){0,3}(?:automatically|on their own|by themselves)"),
         ),
@@ -372,7 +382,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "um.maintenance_window_exceeded", Family.UPDATE, "Scheduled update failed: MaintenanceWindowExceeded",
         "mw-exceeded",
         (
-            Sig("maintenancewindowexceeded", 10),
+            Sig("maintenancewindowexceeded", 10, r"maintenancewindowexceeded(?!\W{0,4}(?:false|0)\b)"),
             Sig("maintenance window exceeded", 10),
             Sig("maintenance window", 9, r"exceed\w* (?:the |its |their |our )?(?:\w+ )?maintenance window|"
                 r"maintenance window\W+(?:\w+\W+){0,3}(?:exceeded|exceeds|exceeding|reached|ran out|expired|elapsed|"
@@ -391,7 +401,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "um.hresult", Family.UPDATE, "Machine shows Not assessed with an HRESULT exception", "hresult",
         (
             Sig("0x802", 8, r"0x8024[0-9a-f]{4}", unless=_REGISTRATION),
-            Sig("0x800", 8, r"0x800(?:7|f|9)[0-9a-f]{4}", unless=_REGISTRATION),
+            Sig("0x800", 8, r"0x800(?:7|9)[0-9a-f]{4}", unless=_REGISTRATION),
+            Sig("0x800f", 3.5, r"0x800f[0-9a-f]{4}", unless=_REGISTRATION),
             Sig("exception from hresult", 8, unless=_REGISTRATION),
             Sig("hresult", 6),
             Sig("wuauserv", 5, r"wuauserv.{0,80}(?:disabled|stopped|not running)|(?:disabled|stopped).{0,80}wuauserv"),
@@ -410,9 +421,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         "um.run_failed_linux", Family.UPDATE, "Update run returns Failed status",
         "scenario-update-run-returns-failed-status-linux",
         (
-            Sig("status: failed", 4.5),
-            Sig("update", 5, rf"update (?:run|deployment|job)s?\W+{_W}{{0,3}}(?:failed(?! to start)|fails|"
-                r"returns? (?:a )?(?:failed|failure))"),
+            Sig("status: failed", 3.5),
+            Sig("update", 5, rf"update (?:run|deployment|job)s?\W+{_W}{{0,6}}(?:failed(?! to start)|fails|"
+                r"returns? (?:a )?(?:failed|failure)|ends? (?:as|in|with) (?:a )?fail)"),
+            Sig("package_manager_failure", 8),
+            Sig("exclud", 3, r"exclud\w*\W+(?:\w+\W+){0,3}packages?"),
             Sig("package manager", 7, r"package manager\W+(?:\w+\W+){0,3}(?:unhealthy|broken|locked|corrupt\w*|"
                 r"not healthy|in a bad state)"),
             Sig("dpkg was interrupted", 8),
@@ -511,8 +524,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "aib.authorization_failed", Family.AIB, "Error getting managed image: authorization failed",
         "error-getting-managed-image",
         (
-            Sig("error getting managed image", 9),
-            Sig("step failed: error getting", 8),
+            Sig("error getting managed image", 9, unless=_NOT_FOUND),
+            Sig("step failed: error getting", 8, unless=_NOT_FOUND),
             Sig("does not have authorization to perform action", 8,
                 r"does not have authorization to perform action\W+microsoft\.(?:compute/(?:images|galleries|"
                 r"disks|snapshots)|virtualmachineimages|managedidentity)"),
@@ -531,9 +544,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "aib.source_image_not_found", Family.AIB, "Build step failed for image version: source not found",
         "build--step-failed-for-image-version",
         (
-            Sig("step failed for image version", 9),
-            Sig("error getting image version", 8),
-            Sig("galleryimageversionsclient#get", 8),
+            Sig("step failed for image version", 9, unless=_FORBIDDEN),
+            Sig("error getting image version", 8, unless=_FORBIDDEN),
+            Sig("galleryimageversionsclient#get", 8, unless=_FORBIDDEN),
+            Sig("resourcenotfound", 9.5, r"(?:managed image|image version|imagesclient#get|microsoft\.compute/images/|"
+                r"/versions/).{0,400}resourcenotfound|resourcenotfound.{0,300}(?:managed image|image version|"
+                r"microsoft\.compute/images/|/versions/)"),
             Sig("image", 7, rf"(?:source|base|platform|marketplace|gallery)\W+image\W+{_W}{{0,8}}(?:not found|"
                 r"was not found|does not exist|doesn't exist|could not be found|cannot be found|not available)"),
             Sig("image", 6, r"(?:platformimagenotfound|imageversionnotfound|galleryimagenotfound)"),
@@ -586,10 +602,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         (
             Sig("timeout waiting for microservice to complete", 10),
             Sig("failed while waiting for packerizer: timeout", 9),
-            Sig("context deadline exceeded", 4),
+            Sig("context deadline exceeded", 3.5),
             Sig("buildtimeoutinminutes", 3),
             Sig("build", 6, r"(?:image )?build\w*\W+(?:\w+\W+){0,4}(?:timed? ?out|timing out|times out|"
-                r"time-?out|exceed\w* (?:the )?(?:build )?time)"),
+                r"time-?out|exceed\w* (?:the )?(?:build )?time)(?! waiting for (?:winrm|ssh))"),
             Sig("build timeout", 5),
         ),
         (_r("increase-image-build-timeout", Mode.AUTO),),
@@ -605,8 +621,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "aib.large_file_download", Family.AIB, "Long file download time (File customizer)", "long-file-download-time",
         (
             Sig(" b / ", 6, r"\d+ b / \d+ b \d+(?:\.\d+)?%"),
-            Sig("file customizer", 7, r"file customizer\W+(?:\w+\W+){0,10}(?:large|big|huge|slow|hours|\d+ ?gb|"
-                r"gigabyte)"),
+            Sig("ib / ", 6, _PROGRESS),
+            Sig("b / ", 4, _PROGRESS),
+            Sig("provisioner file", 4, r"provisioner file.{0,600}" + _PROGRESS),
+            Sig("customizer", 7, r"(?:\d+ ?gb|\d+(?:\.\d+)? ?gib|large|big|huge)\W+(?:\w+\W+){0,3}(?:iso|zip|file|"
+                r"installer|media)\w*\W+(?:\w+\W+){0,6}file\W{0,2} customizer|file\W{0,2} customizer\W+(?:\w+\W+){0,10}(?:large|big|huge|slow|hours|\d+ ?h\b|"
+                r"\d+ ?gb|\d+(?:\.\d+)? ?gib|gigabyte)"),
             Sig("download", 5, r"(?:large|big|huge|\d+ ?gb)\W+(?:\w+\W+){0,3}(?:file|iso|zip|installer)\w*"
                 r"\W+(?:\w+\W+){0,6}(?:takes?|took|taking) (?:hours|forever|very long|ages)"),
             Sig("hours later", 3),
@@ -720,7 +740,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("##[error]the operation was canceled", 10),
             Sig("ran longer than the maximum time", 8),
             Sig("the operation was canceled", 3.5),
-            Sig("azure vm image builder task", 3),
+            Sig("azure vm image builder task", 2),
         ),
         ADVICE_ONLY,
         (
@@ -747,8 +767,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "aib.vm_from_image_fails", Family.AIB, "VMs created from AIB images do not create successfully",
         "vms-created-from-aib-images-do-not-create-successfully",
         (
-            Sig("image", 7, r"vms?\W+(?:\w+\W+){0,6}(?:created|deployed|built|provisioned|made)\W+from\W+"
-                r"(?:\w+\W+){0,5}image\W+(?:\w+\W+){0,10}(?:fail|never|stuck|time[sd]? ?out|hang|not (?:complete|"
+            Sig("image", 7, r"vms?\W+(?:\w+\W+){0,6}(?:create[ds]?|deploy(?:ed|s)?|built|provision(?:ed|s)?|made)"
+                r"\W+from\W+(?:(?:\w+\W+){0,5}image|it|them)\W+(?:\w+\W+){0,10}(?:fail|never|stuck|time[sd]? ?out|hang|not (?:complete|"
                 r"finish|succeed|boot))"),
             Sig("osprovisioningtimedout", 3.5),
             Sig("did not finish in the allotted time", 3.5),
