@@ -1,0 +1,54 @@
+"""The template vault in Table Storage: durable across instances and process deaths.
+
+A definition that cannot be stored whole is refused before anything is deleted: a
+truncated definition could not bring the template back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.state.tables import (
+    PROPERTY_UNITS,
+    StateStore,
+    get_row,
+    pack_json,
+    safe_key,
+    to_json,
+    unpack_json,
+    upsert_row,
+    utf16_units,
+)
+
+ROW = "definition"
+CHUNKS = 14  # 14 x 32k UTF-16 units (64 KB each): inside the 1 MiB entity limit
+
+
+class VaultFull(RuntimeError):
+    """A template definition too large to keep safely."""
+
+
+class TableVault:
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    @property
+    def _table(self) -> Any:
+        return self._store.table("vault")
+
+    def keep(self, template_id: str, original: dict[str, Any], intended: dict[str, Any]) -> None:
+        value = {"template_id": template_id, "original": original, "intended": intended}
+        if utf16_units(to_json(value)) > PROPERTY_UNITS * CHUNKS:
+            raise VaultFull(f"the definition of {template_id} is too large to keep safely")
+        props = pack_json("value", value, max_chunks=CHUNKS)
+        upsert_row(self._table, {"PartitionKey": safe_key(template_id.lower()), "RowKey": ROW, **props})
+
+    def get(self, template_id: str) -> dict[str, Any] | None:
+        row = get_row(self._table, safe_key(template_id.lower()), ROW)
+        if row is None:
+            return None
+        value: dict[str, Any] = unpack_json(row.props, "value")
+        return value
+
+    def drop(self, template_id: str) -> None:
+        self._table.delete_entity(partition_key=safe_key(template_id.lower()), row_key=ROW)
