@@ -49,7 +49,11 @@ def apply_recreate(ctx: Context, plan: Plan) -> None:
 def recreate(ctx: Context, template_id: str, original: dict[str, Any], intended: dict[str, Any]) -> None:
     """Delete, then create `intended`. If the create fails, the original comes back; if the
     process dies in between, the vault still holds both for the next attempt."""
-    ctx.vault.keep(template_id, original, intended)
+    try:
+        ctx.vault.keep(template_id, original, intended)
+    except Exception as exc:
+        raise RemediationError(f"could not keep the definition of {template_id} before deleting it, so it was "
+                               f"not deleted: {exc}") from exc
     if get_or_none(ctx, template_id) is not None:
         ctx.images.delete(template_id)
     try:

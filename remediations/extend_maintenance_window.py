@@ -95,30 +95,23 @@ class ExtendMaintenanceWindow:
         if not current_raw:
             raise RemediationError(f"{target} has no maintenanceWindow.duration")
         current = parse_hhmm(current_raw)
-        exceeded = self._exceeded_runs(target, ctx)
-        if not exceeded:
+        subscription = target.split("/")[2]
+        runs = [r for r in ctx.maintenance.failed_runs([subscription])
+                if r.configuration_id.lower() == target.lower() and r.window_exceeded]
+        if not runs:
             return noop(NAME, target, "no recent run of this configuration exceeded its window", limits)
-        latest_start = max((_time(prop(r, "properties.startDateTime")) for r in exceeded),
-                           key=lambda t: t or datetime.min.replace(tzinfo=ctx.now().tzinfo))
+        latest = max(runs, key=lambda r: r.started_at or datetime.min.replace(tzinfo=ctx.now().tzinfo))
         changed = _time(prop(config, "systemData.lastModifiedAt"))
-        if changed and latest_start and changed > latest_start:
+        if changed and latest.started_at and changed > latest.started_at:
             return noop(NAME, target, f"window was changed to {current_raw} after the failed run", limits)
         wanted = self._wanted(current, cap, params, ctx)
         if current >= wanted:
             return noop(NAME, target, f"window is already {current_raw}", limits)
         body = {"properties": {"maintenanceWindow": {"duration": format_hhmm(wanted)}}}
         change = Change(target, "patch", "properties.maintenanceWindow.duration", current_raw, format_hhmm(wanted))
-        machines = sorted({str(r.get("id", "")).split("/patchInstallationResults")[0].rsplit("/", 1)[-1]
-                           for r in exceeded})
+        machines = [m.rsplit("/", 1)[-1] for m in latest.window_exceeded]
         reason = f"{len(machines)} machine(s) exceeded the {current_raw} window: {', '.join(machines)}"
         return Plan(NAME, target, (change,), reason, limits, {"kind": "update-manager", "body": body})
-
-    def _exceeded_runs(self, target: str, ctx: Context) -> list[dict[str, Any]]:
-        subscription = target.split("/")[2]
-        name = target.rstrip("/").rsplit("/", 1)[-1].lower()
-        rows = ctx.maintenance.failed_installations([subscription])
-        return [r for r in rows if prop(r, "properties.maintenanceWindowExceeded") is True
-                and name in str(prop(r, "properties.maintenanceRunId") or "").lower()]
 
     def apply(self, plan: Plan, ctx: Context) -> None:
         if plan.request["kind"] == "automation":

@@ -1,0 +1,200 @@
+"""The operations API: alerts in, remediations on demand, operations, history, approvals.
+
+Runtime-free like `shared.http_api`: each handler takes plain values and returns
+(status, body, headers); `function_app.py` adapts. Every refusal is a 4xx that names
+the field and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from shared.bootstrap import App
+from shared.errors import PayloadError
+from shared.http_api import JSON_HEADERS, MAX_BODY, Response
+
+HTML_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store",
+                "X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+MAX_HISTORY = 500
+
+
+def _error(status: int, problem: str, field: str | None = None, error: str = "bad request") -> Response:
+    body: dict[str, Any] = {"error": error, "problem": problem}
+    if field is not None:
+        body["field"] = field
+    return status, body, dict(JSON_HEADERS)
+
+
+def _json_body(body: bytes) -> Any:
+    if len(body) > MAX_BODY:
+        raise PayloadError("(body)", f"the body is {len(body)} bytes; the limit is {MAX_BODY}")
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise PayloadError("(body)", "JSON nested too deeply") from None
+    except ValueError as exc:
+        raise PayloadError("(body)", f"not valid JSON: {exc}") from None
+
+
+def alerts(app: App, body: bytes) -> Response:
+    """POST /api/alerts: an Azure Monitor alert (common alert schema). Fired: diagnose and
+    decide, once per alert firing. Resolved: withdraw the approvals it raised."""
+    from shared.envelopes import parse_payload
+    from shared.pipeline import diagnose_live, dispatch
+
+    if not body.strip():
+        return _error(400, "the body is empty: send a common alert schema payload", "(body)")
+    try:
+        value = _json_body(body)
+        if not isinstance(value, dict) or "schemaId" not in value:
+            raise PayloadError("schemaId", "required: enable the common alert schema on the action group")
+        failures = parse_payload(value)
+    except PayloadError as exc:
+        return _error(413 if "limit is" in exc.problem else 400, exc.problem, exc.path, "invalid payload")
+    failure = failures[0]
+    alert_id = failure.event_id or ""
+    if not failure.failed:
+        withdrawn = app.approvals.withdraw_for_alert(alert_id, "the alert resolved") if alert_id else []
+        return 200, {"alert_id": alert_id, "condition": "Resolved",
+                     "withdrawn": [a.id for a in withdrawn]}, dict(JSON_HEADERS)
+    fired = failure.started_at.isoformat() if failure.started_at else ""
+    key = f"alert:{alert_id}:{fired}"
+    begun = app.ledger.begin(key, retry_failed=True)
+    if not begun.owned:
+        return 200, {"alert_id": alert_id, "duplicate": True, "state": begun.state}, dict(JSON_HEADERS)
+    try:
+        diagnosis = diagnose_live(app, failure)
+        dispatched = dispatch(app, diagnosis, alert_id=alert_id)
+    except Exception as exc:
+        from remediations.runner import describe_error
+
+        app.ledger.fail(key, describe_error(exc))
+        raise
+    result = {"alert_id": alert_id, "scenario": diagnosis.scenario, "title": diagnosis.title,
+              "evidence": list(diagnosis.evidence), "dispatched": [d.to_dict() for d in dispatched]}
+    app.ledger.complete(key, {"scenario": diagnosis.scenario})
+    return 202, result, dict(JSON_HEADERS)
+
+
+def list_remediations() -> Response:
+    from remediations.base import registry
+    from remediations.limits import Limits
+
+    limits = Limits.from_env().describe()
+    body = [{"name": r.name, "fixes": list(r.fixes), "mode": r.mode.value, "summary": r.summary,
+             "target": r.target_kind, "params": dict(r.params), "limits": {n: limits[n] for n in r.limit_names}}
+            for r in sorted(registry().items.values(), key=lambda r: r.name)]
+    return 200, body, dict(JSON_HEADERS)
+
+
+def run_remediation(app: App, name: str, body: bytes, caller: str | None = None) -> Response:
+    """POST /api/remediations/{name}: {"target": id, "params": {...}, "dry_run": bool} -> 202."""
+    from remediations.base import registry
+    from shared.jobs import Job
+
+    if not _NAME.match(name or "") or name not in registry().items:
+        return _error(404, f"no remediation {name!r}; GET /api/remediations lists them", "name", "not found")
+    try:
+        value = _json_body(body) if body.strip() else None
+    except PayloadError as exc:
+        return _error(413 if "limit is" in exc.problem else 400, exc.problem, exc.path)
+    if not isinstance(value, dict):
+        return _error(400, "expected a JSON object {\"target\": ..., \"params\": {...}, \"dry_run\": false}",
+                      "(body)")
+    target = value.get("target")
+    if not isinstance(target, str) or not target.startswith("/subscriptions/") or len(target) > 1024:
+        return _error(400, "required: an ARM resource id (or /subscriptions/<id>)", "target")
+    params = value.get("params", {})
+    if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in params.items()):
+        return _error(400, "expected an object of string values", "params")
+    if len(params) > 20:
+        return _error(400, "at most 20 parameters", "params")
+    dry_run = value.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        return _error(400, "expected true or false", "dry_run")
+    unknown = set(value) - {"target", "params", "dry_run"}
+    if unknown:
+        return _error(400, f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
+    if not app.policy.in_scope(target):
+        return _error(403, f"{target} is outside the allowed scopes", "target", "forbidden")
+    op = app.operations.create(kind="manual", remediation=name, target=target, params=params, dry_run=dry_run)
+    app.queue.send(Job(op.id, name, target, params=params, dry_run=dry_run, requested_by=caller or "api",
+                       reason="requested over HTTP"))
+    return 202, {"operation_id": op.id, "status": op.status, "status_url": f"/api/operations/{op.id}"}, \
+        dict(JSON_HEADERS) | {"Location": f"/api/operations/{op.id}"}
+
+
+def get_operation(app: App, operation_id: str) -> Response:
+    from shared.state.operations import operation_to_dict
+
+    if not _ID.match(operation_id or ""):
+        return _error(400, "an operation id is 32 hex characters", "id")
+    op = app.operations.get(operation_id)
+    if op is None:
+        return _error(404, f"no operation {operation_id}", "id", "not found")
+    return 200, operation_to_dict(op), dict(JSON_HEADERS)
+
+
+def _time(params: Mapping[str, str], name: str) -> datetime | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise PayloadError(name, f"expected an ISO 8601 time, got {raw[:40]!r}") from None
+    if value.tzinfo is None:
+        raise PayloadError(name, "give a time zone (e.g. 2026-11-25T00:00:00Z)")
+    return value
+
+
+def history(app: App, params: Mapping[str, str]) -> Response:
+    """GET /api/history?target=&scenario=&since=&until=&limit=: the audit trail, newest first."""
+    from shared.state.audit import audit_to_dict
+
+    try:
+        since, until = _time(params, "since"), _time(params, "until")
+        raw_limit = params.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_HISTORY:
+            raise PayloadError("limit", f"expected a number from 1 to {MAX_HISTORY}")
+    except PayloadError as exc:
+        return _error(400, exc.problem, exc.path)
+    unknown = set(params) - {"target", "scenario", "since", "until", "limit", "code"}
+    if unknown:
+        return _error(400, f"unknown parameter(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
+    records = app.audit.query(target=params.get("target") or None, scenario=params.get("scenario") or None,
+                              since=since, until=until, limit=int(raw_limit))
+    return 200, {"records": [audit_to_dict(r) for r in records]}, dict(JSON_HEADERS)
+
+
+def approval_page(app: App, approval_id: str, params: Mapping[str, str], headers: Mapping[str, str]) -> Response:
+    from shared.approval_flow import confirmation
+
+    page = confirmation(app, approval_id, params.get("decision"), params.get("token"), headers)
+    return page.status, page.html, dict(HTML_HEADERS)
+
+
+def approval_decision(app: App, approval_id: str, params: Mapping[str, str], headers: Mapping[str, str],
+                      body: bytes) -> Response:
+    """POST /api/approvals/{id}: the form from the confirmation page (or query parameters)."""
+    from shared.approval_flow import decide
+
+    form: dict[str, str] = dict(params)
+    if body:
+        if len(body) > 16 * 1024:
+            return 413, "<p>Form too large.</p>", dict(HTML_HEADERS)
+        try:
+            parsed = parse_qs(body.decode("utf-8"), strict_parsing=False, max_num_fields=10)
+        except (UnicodeDecodeError, ValueError):
+            return 400, "<p>The form could not be read.</p>", dict(HTML_HEADERS)
+        form |= {k: v[0] for k, v in parsed.items() if v}
+    page = decide(app, approval_id, form.get("decision"), form.get("token"), headers)
+    return page.status, page.html, dict(HTML_HEADERS)
