@@ -116,6 +116,8 @@ _NOT_FOUND = ("statuscode=404", "status=404", "resourcenotfound")
 _FORBIDDEN = ("statuscode=403", "status=403", "authorizationfailed")
 # At machine registration an HRESULT is a communication problem, not an update agent one.
 _REGISTRATION = ("unable to register machine", "registration failed", "worker registration", "registration fail")
+# The Win32-range codes of the guide's HRESULT table (0x8024xxxx codes are Windows Update's own).
+_GUIDE_HRESULTS = r"0x8007(?:0005|0422|2ee2|2efd|2efe|2f8f|0643)"
 _NOT = r"(?:don't|do not|doesn't|does not|didn't|did not|not|never|won't|cannot|can't|isn't|aren't)"
 _W = r"(?:[\w.'-]+\W+)"  # one word and what follows it
 
@@ -172,6 +174,10 @@ SCENARIOS: tuple[Scenario, ...] = (
                 rf"(?:\w+\W+)?(?:show|appear|list|visible)\w*\W+{_W}{{0,4}}update management"),
             Sig("update management", 6, r"missing (?:from|in) (?:the )?update management"),
             Sig("heartbeat", 4, r"heartbeat.{0,200}(?:but|yet|however).{0,120}(?:not|no|missing)"),
+            Sig("update management", 6, r"update management.{0,300}(?:not (?:in|on) the list|(?:is|are) (?:not|n't) "
+                r"(?:appearing|showing|listed|visible)|(?:don't|doesn't|do not|does not) (?:show|appear))"
+                r".{0,400}heartbeat|heartbeat.{0,400}update management.{0,200}(?:not (?:in|on) the list|"
+                r"(?:don't|doesn't) (?:show|appear))"),
         ),
         ADVICE_QUERIES,
         (
@@ -212,6 +218,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         (
             Sig("solution have been enabled", 10),
             Sig("this virtual machine is being configured", 9),
+            Sig("enabled", 7, r"components? (?:are|is|have been|has been|were|got) enabled.{0,80}(?:being configured|"
+                r"configuring)"),
             Sig("can sometimes take up to 15 minutes", 8),
             Sig("configur", 7, r"(?:stuck|still|keeps?|remains?|hangs?)\W+(?:\w+\W+){0,4}(?:being configured|"
                 r"configuring|in configuration)"),
@@ -332,6 +340,8 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("already registered to a different", 10),
             Sig("already registered", 6, r"already registered.{0,80}(?:account|workspace|automation|"
                 r"hybrid|patch management)"),
+            Sig("already", 6, r"already (?:belongs|registered|assigned|linked|bound)\W+(?:\w+\W+){0,2}"
+                r"(?:different|another|other|old) (?:automation )?(?:account|workspace)"),
         ),
         (_r("delete-stale-hybrid-worker-group", Mode.APPROVAL),),
         (
@@ -387,6 +397,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("maintenance window", 9, r"exceed\w* (?:the |its |their |our )?(?:\w+ )?maintenance window|"
                 r"maintenance window\W+(?:\w+\W+){0,3}(?:exceeded|exceeds|exceeding|reached|ran out|expired|elapsed|"
                 r"too short|ended before|was over|not long enough|isn't long enough)"),
+            Sig("window exceeded", 5),
             Sig("window", 6, r"ran out of (?:the )?(?:maintenance |patch(?:ing)? )?window|"
                 r"(?:patch(?:ing)?|update) window\W+(?:\w+\W+){0,3}(?:exceeded|too short|ran out|expired)"),
         ),
@@ -401,10 +412,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "um.hresult", Family.UPDATE, "Machine shows Not assessed with an HRESULT exception", "hresult",
         (
             Sig("0x802", 8, r"0x8024[0-9a-f]{4}", unless=_REGISTRATION),
-            Sig("0x800", 8, r"0x800(?:7|9)[0-9a-f]{4}", unless=_REGISTRATION),
-            Sig("0x800f", 3.5, r"0x800f[0-9a-f]{4}", unless=_REGISTRATION),
-            Sig("exception from hresult", 8, unless=_REGISTRATION),
-            Sig("hresult", 6),
+            Sig("0x800", 8, _GUIDE_HRESULTS, unless=_REGISTRATION),
+            # Other Win32 and servicing codes (0x8007000e is out of memory anywhere) need the guide's context.
+            Sig("0x800", 3.5, r"0x800(?:7|9|f)[0-9a-f]{4}", unless=_REGISTRATION),
+            Sig("exception from hresult", 8, r"exception from hresult\W{0,3}(?:0x8024|" + _GUIDE_HRESULTS + ")",
+                unless=_REGISTRATION),
+            Sig("hresult", 3.5),
             Sig("wuauserv", 5, r"wuauserv.{0,80}(?:disabled|stopped|not running)|(?:disabled|stopped).{0,80}wuauserv"),
             Sig("windows update service", 5, r"windows update service\W+(?:\w+\W+){0,3}(?:disabled|stopped|"
                 r"not running|cannot be started)"),
@@ -421,7 +434,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         "um.run_failed_linux", Family.UPDATE, "Update run returns Failed status",
         "scenario-update-run-returns-failed-status-linux",
         (
-            Sig("status: failed", 3.5),
+            Sig("update run status: failed", 6),
+            Sig("maintenance run status: failed", 6),
+            Sig("status: failed", 2.5),
             Sig("update", 5, rf"update (?:run|deployment|job)s?\W+{_W}{{0,6}}(?:failed(?! to start)|fails|"
                 r"returns? (?:a )?(?:failed|failure)|ends? (?:as|in|with) (?:a )?fail)"),
             Sig("package_manager_failure", 8),
@@ -457,6 +472,8 @@ SCENARIOS: tuple[Scenario, ...] = (
                 r"(?:wsus|sccm|configuration manager).{0,200}(?:not|un)[\s-]?approved|"
                 r"approv\w*\W+(?:\w+\W+){0,4}in (?:wsus|sccm)"),
             Sig("approvalsource", 7),
+            Sig("approv", 6, r"(?:wsus|sccm|mecm|configuration manager|software update point|\bsup\b).{0,200}"
+                rf"(?:{_NOT}|hasn't|has not|haven't|nothing)\W+(?:\w+\W+){{0,4}}approv"),
             Sig("usewuserver", 5),
             Sig("available", 5, rf"updates?\W+{_W}{{0,5}}(?:available|released|out)\W+{_W}{{0,6}}{_NOT}\W+"
                 r"(?:\w+\W+)?(?:show|appear|list|visible)"),
@@ -494,6 +511,8 @@ SCENARIOS: tuple[Scenario, ...] = (
                 r"(?:update|modify|change|redeploy|resubmit)\W+(?:\w+\W+){0,3}(?:the\W+)?(?:an\W+)?"
                 r"(?:existing\W+)?(?:image\W*)?template"),
             Sig("template", 5, r"image ?template\W+(?:\w+\W+){0,4}already exists"),
+            Sig("supported", 7, r"(?:updat|upgrad)\w*(?:/(?:updat|upgrad)\w*)?\W+(?:\w+\W+){0,2}(?:image ?)?templates?"
+                r"\W+(?:\w+\W+){0,2}(?:is ?n[o']?t|are ?n[o']?t|not|never) supported"),
         ),
         (_r("recreate-image-template", Mode.APPROVAL),),
         (
@@ -529,8 +548,8 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("does not have authorization to perform action", 8,
                 r"does not have authorization to perform action\W+microsoft\.(?:compute/(?:images|galleries|"
                 r"disks|snapshots)|virtualmachineimages|managedidentity)"),
-            Sig("does not have authorization to perform action", 3.5),
-            Sig("authorizationfailed", 3.5),
+            Sig("does not have authorization to perform action", 3.0),
+            Sig("authorizationfailed", 3.0),
             Sig("403", 5, r"(?:image builder|aib|imagetemplate|packer).{0,300}(?:403|forbidden)"),
         ),
         ADVICE_ONLY,
@@ -548,8 +567,9 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("error getting image version", 8, unless=_FORBIDDEN),
             Sig("galleryimageversionsclient#get", 8, unless=_FORBIDDEN),
             Sig("resourcenotfound", 9.5, r"(?:managed image|image version|imagesclient#get|microsoft\.compute/images/|"
-                r"/versions/).{0,400}resourcenotfound|resourcenotfound.{0,300}(?:managed image|image version|"
-                r"microsoft\.compute/images/|/versions/)"),
+                r"/versions/|sharedimageversion|gallery version|source image).{0,400}resourcenotfound|"
+                r"resourcenotfound.{0,300}(?:managed image|image version|microsoft\.compute/images/|/versions/|"
+                r"(?:that|the|this|source|gallery) version)"),
             Sig("image", 7, rf"(?:source|base|platform|marketplace|gallery)\W+image\W+{_W}{{0,8}}(?:not found|"
                 r"was not found|does not exist|doesn't exist|could not be found|cannot be found|not available)"),
             Sig("image", 6, r"(?:platformimagenotfound|imageversionnotfound|galleryimagenotfound)"),

@@ -93,7 +93,8 @@ def parse_update_run(r: Reader, kind: SourceKind) -> Failure:
     rid = r.text("id")
     props = r.req_child("properties")
     status = props.req("status")
-    texts = [f"status: {status}"]
+    what = "update run" if kind is SourceKind.AUTOMATION_RUN else "update machine run"
+    texts = [f"{what} status: {status}"]
     err = props.child("error")
     if err is not None and (err.text("message") or err.text("code")):
         texts.append(f"error {err.text('code') or ''}: {err.text('message') or ''}".strip())
