@@ -22,6 +22,8 @@ AIB_DOC = "https://learn.microsoft.com/azure/virtual-machines/linux/image-builde
 
 # Scores below this say nothing: the text stays `unknown`.
 MIN_SCORE = 4.0
+# A specific scenario scoring this much beats a generic (wrapper) scenario that outscores it.
+GENERIC_YIELD = 7.0
 # Added to a scenario's score when the text speaks of its family (Packer, Update Management, ...).
 FAMILY_BONUS = 1.0
 
@@ -32,6 +34,9 @@ class Sig:
     weight: float
     pattern: str | None = None
     unless: tuple[str, ...] = ()
+    # A wrapper ("Packer build command has failed", "update run Failed"): a diagnosis resting on
+    # wrappers alone yields to a specific cause found in the same text (the log, the machine runs).
+    generic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +75,8 @@ Q_WSUS = (
 )
 
 # A Packer download progress line: "big.iso 1.01 GiB / 1.45 GiB ... 69.66%".
-_PROGRESS = r"\d+(?:\.\d+)? ?(?:b|kb|mb|gb|kib|mib|gib) / \d+(?:\.\d+)? ?(?:b|kb|mb|gb|kib|mib|gib)\b.{0,60}?\d+(?:\.\d+)?%"
+_UNIT = r"\d+(?:\.\d+)? ?(?:b|kb|mb|gb|kib|mib|gib)"
+_PROGRESS = _UNIT + " / " + _UNIT + r"\b.{0,60}?\d+(?:\.\d+)?%"
 
 # Words that place a text in one guide's world; they tip ties, they never decide alone.
 FAMILY_WORDS: dict[Family, tuple[str, ...]] = {
@@ -434,11 +440,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         "um.run_failed_linux", Family.UPDATE, "Update run returns Failed status",
         "scenario-update-run-returns-failed-status-linux",
         (
-            Sig("update run status: failed", 6),
-            Sig("maintenance run status: failed", 6),
-            Sig("status: failed", 2.5),
+            Sig("update run status: failed", 6, generic=True),
+            Sig("maintenance run status: failed", 6, generic=True),
+            Sig("status: failed", 2.5, generic=True),
             Sig("update", 5, rf"update (?:run|deployment|job)s?\W+{_W}{{0,6}}(?:failed(?! to start)|fails|"
-                r"returns? (?:a )?(?:failed|failure)|ends? (?:as|in|with) (?:a )?fail)"),
+                r"returns? (?:a )?(?:failed|failure)|ends? (?:as|in|with) (?:a )?fail)", generic=True),
             Sig("package_manager_failure", 8),
             Sig("exclud", 3, r"exclud\w*\W+(?:\w+\W+){0,3}packages?"),
             Sig("package manager", 7, r"package manager\W+(?:\w+\W+){0,3}(?:unhealthy|broken|locked|corrupt\w*|"
@@ -600,16 +606,17 @@ SCENARIOS: tuple[Scenario, ...] = (
         "aib.customizer_failed", Family.AIB, "Packer build command failure (a customizer failed)",
         "packer-build-command-failure",
         (
-            Sig("packer build command has failed", 8),
-            Sig("during the image build a failure has occurred", 8),
-            Sig("during the image build, a failure has occurred", 8),
-            Sig("packerbuildfailed", 8),
-            Sig("build/customization step failed", 7),
-            Sig("error when executing packerizer", 6),
+            Sig("packer build command has failed", 8, generic=True),
+            Sig("during the image build a failure has occurred", 8, generic=True),
+            Sig("during the image build, a failure has occurred", 8, generic=True),
+            Sig("packerbuildfailed", 8, generic=True),
+            Sig("build/customization step failed", 7, generic=True),
+            Sig("error when executing packerizer", 6, generic=True),
             Sig("script exited with non-zero exit status", 7),
             Sig("provisioning step had errors", 7),
-            Sig("customiz", 6, r"customi[sz](?:er|ation)\W+(?:\w+\W+){0,4}(?:fail|error)"),
-            Sig("(telemetry) starting provisioner", 2),
+            # not the wrapper's own "which build/customization step failed"
+            Sig("customiz", 6, r"(?<!build/)customi[sz](?:er|ation)\W+(?:\w+\W+){0,4}(?:fail|error)"),
+            Sig("(telemetry) starting provisioner", 2, generic=True),
         ),
         ADVICE_ONLY,
         (
@@ -645,7 +652,8 @@ SCENARIOS: tuple[Scenario, ...] = (
             Sig("b / ", 4, _PROGRESS),
             Sig("provisioner file", 4, r"provisioner file.{0,600}" + _PROGRESS),
             Sig("customizer", 7, r"(?:\d+ ?gb|\d+(?:\.\d+)? ?gib|large|big|huge)\W+(?:\w+\W+){0,3}(?:iso|zip|file|"
-                r"installer|media)\w*\W+(?:\w+\W+){0,6}file\W{0,2} customizer|file\W{0,2} customizer\W+(?:\w+\W+){0,10}(?:large|big|huge|slow|hours|\d+ ?h\b|"
+                r"installer|media)\w*\W+(?:\w+\W+){0,6}file\W{0,2} customizer|"
+                r"file\W{0,2} customizer\W+(?:\w+\W+){0,10}(?:large|big|huge|slow|hours|\d+ ?h\b|"
                 r"\d+ ?gb|\d+(?:\.\d+)? ?gib|gigabyte)"),
             Sig("download", 5, r"(?:large|big|huge|\d+ ?gb)\W+(?:\w+\W+){0,3}(?:file|iso|zip|installer)\w*"
                 r"\W+(?:\w+\W+){0,6}(?:takes?|took|taking) (?:hours|forever|very long|ages)"),
@@ -788,8 +796,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "vms-created-from-aib-images-do-not-create-successfully",
         (
             Sig("image", 7, r"vms?\W+(?:\w+\W+){0,6}(?:create[ds]?|deploy(?:ed|s)?|built|provision(?:ed|s)?|made)"
-                r"\W+from\W+(?:(?:\w+\W+){0,5}image|it|them)\W+(?:\w+\W+){0,10}(?:fail|never|stuck|time[sd]? ?out|hang|not (?:complete|"
-                r"finish|succeed|boot))"),
+                r"\W+from\W+(?:(?:\w+\W+){0,5}image|it|them)\W+(?:\w+\W+){0,10}(?:fail|never|stuck|time[sd]? ?out|"
+                r"hang|not (?:complete|finish|succeed|boot))"),
             Sig("osprovisioningtimedout", 3.5),
             Sig("did not finish in the allotted time", 3.5),
             Sig("generaliz", 5, r"generaliz\w+\W+(?:\w+\W+){0,4}(?:fail|wrong|incomplete|broken)"),

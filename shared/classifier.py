@@ -22,6 +22,7 @@ from shared.catalog import (
     BY_ID,
     FAMILY_BONUS,
     FAMILY_WORDS,
+    GENERIC_YIELD,
     HRESULT_ADVICE,
     HRESULT_GENERIC,
     MIN_SCORE,
@@ -281,21 +282,32 @@ def classify(failure: Failure) -> Diagnosis:
         bounds.append((_score([e.sig.weight for e in entries]) + bonus.get(SCENARIOS[row].family, 0.0), row))
     bounds.sort(key=lambda b: (-b[0], b[1]))
     results: list[tuple[float, int, list[_Hit]]] = []
-    best = 0.0
+    best, leader_generic = 0.0, False
     for bound, row in bounds:
-        if bound < best - RUNNER_MARGIN or bound < MIN_SCORE - RUNNER_MARGIN:
+        # A generic leader can still lose to a specific row scoring GENERIC_YIELD.
+        if bound < MIN_SCORE - RUNNER_MARGIN or (
+                bound < best - RUNNER_MARGIN and (not leader_generic or bound < GENERIC_YIELD)):
             break
         hits = [_Hit(e.sig, pos) for e in by_row[row] if (pos := text.match(e)) >= 0]
         if hits:
             score = _score([h.sig.weight for h in hits]) + bonus.get(SCENARIOS[row].family, 0.0)
             results.append((score, row, hits))
-            best = max(best, score)
+            if score > best:
+                best, leader_generic = score, _generic(hits)
     results.sort(key=lambda r: (-r[0], r[1]))  # table order breaks ties
     if not results or results[0][0] < MIN_SCORE:
         return _unknown(failure, results)
+    if _generic(results[0][2]):
+        specific = next((r for r in results if not _generic(r[2]) and r[0] >= GENERIC_YIELD), None)
+        if specific is not None:  # the wrapper agrees with the cause; it is no rival for confidence
+            results = [specific] + [r for r in results if not _generic(r[2]) and r is not specific]
     score, row, hits = results[0]
     runner_up = results[1][0] if len(results) > 1 else 0.0
     return _diagnosis(failure, text, SCENARIOS[row], hits, _confidence(score, runner_up))
+
+
+def _generic(hits: list[_Hit]) -> bool:
+    return all(h.sig.generic for h in hits)
 
 
 def _unknown(failure: Failure, results: list[tuple[float, int, list[_Hit]]]) -> Diagnosis:

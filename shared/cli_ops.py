@@ -131,7 +131,8 @@ def sandbox_context() -> Iterator[tuple[Any, list[str]]]:
     estate = sandbox_estate()
     with AzureDouble(estate=estate) as double, tempfile.TemporaryDirectory(prefix="remediator-vault-") as vault:
         ctx = Context(clients=Clients(Endpoints(arm=double.arm_url, logs=double.logs_url), polling_interval=0.2),
-                      limits=Limits.from_env(), vault=DirVault(Path(vault)), workspace_id=estate.workspace_id)
+                      limits=Limits.from_env(), vault=DirVault(Path(vault)),
+                      workspace_id=estate.workspaces[0].customer_id if estate.workspaces else None)
         yield ctx, [estate.subscription_id]
 
 
@@ -196,8 +197,9 @@ def _sandbox(args: argparse.Namespace) -> int:
     estate = sandbox_estate()
     double = AzureDouble(estate=estate, port=args.port)
     url = double.start()
-    print(json.dumps({"url": url, "logs_url": double.logs_url, "workspace_id": estate.workspace_id,
-                      "resources": estate.names()}), flush=True)
+    print(json.dumps({"url": url, "logs_url": double.logs_url, "subscription": estate.subscription_id,
+                      "workspace_id": estate.workspaces[0].customer_id if estate.workspaces else None,
+                      "resources": dict(estate.refs)}), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -119,3 +119,27 @@ def test_required_remediations_are_proposed_for_their_scenarios() -> None:
         assert name in {r.name for r in BY_ID[scenario].remediations}, (name, scenario)
     assert "increase-image-build-timeout" in {r.name for r in BY_ID["aib.sig_replication_timeout"].remediations}
     assert "increase-image-build-vm-size" in {r.name for r in BY_ID["aib.sysprep_timing"].remediations}
+
+
+WRAPPER = ("lastRunStatus Failed (Customizing): Failed while waiting for packerizer: Microservice has failed: "
+           "Error when executing packerizer: Packer build command has failed: exit status 1. During the image "
+           "build, a failure has occurred, please review the build log to identify which build/customization "
+           "step failed.")
+
+
+def test_the_packer_wrapper_alone_is_a_customizer_failure() -> None:
+    assert classify_text(WRAPPER).scenario == "aib.customizer_failed"
+
+
+def test_a_specific_cause_in_the_log_beats_the_packer_wrapper() -> None:
+    log = customization_log(tail="PACKER OUT ==> azure-arm: A system shutdown is in progress.(1115)\n"
+                                 "PACKER OUT Build 'azure-arm' errored: unexpected EOF\n")
+    d = classify_text(WRAPPER + "\n" + log)
+    assert d.scenario == "aib.low_resources", d.evidence
+    assert any("1115" in e or "unexpected eof" in e.lower() for e in d.evidence)
+
+
+def test_a_failed_run_status_yields_to_the_machine_runs_cause() -> None:
+    text = "update run status: Failed\nmachine vm-app-01: MaintenanceWindowExceeded"
+    assert classify_text(text).scenario == "um.maintenance_window_exceeded"
+    assert classify_text("update run status: Failed").scenario == "um.run_failed_linux"

@@ -13,7 +13,8 @@ from shared.envelopes._common import family_of, is_failure_status, subscription_
 from shared.envelopes._reader import Reader
 from shared.errors import PayloadError
 
-_LOG_URL = re.compile(r"https://[A-Za-z0-9.-]+/packerlogs/[^\s\"']+?customization\.log")
+# Where the build log is (checked against the allowed hosts only when fetched).
+_LOG_URL = re.compile(r"https?://[A-Za-z0-9.:-]+/(?:[^\s\"']+/)?packerlogs/[^\s\"']+?customization\.log")
 _OPERATION_ID = re.compile(r"OperationId:\s*([0-9A-Za-z-]+)")
 _TEMPLATE_RUN_FAILED = frozenset({"failed", "partiallysucceeded", "canceled", "cancelled"})
 
