@@ -65,6 +65,7 @@ class Outcome:
     verified: bool = False
     error: str | None = None
     duration_ms: int = 0
+    transient: bool = False  # failed on an error that may pass (throttling, 5xx): worth a later retry
 
     @property
     def changes(self) -> tuple[Change, ...]:

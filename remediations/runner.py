@@ -36,10 +36,11 @@ def is_operational(exc: BaseException) -> bool:
     """Errors of the world (Azure, network, refused limits), as opposed to bugs."""
     from azure.core.exceptions import AzureError
 
+    from shared.azure.endpoints import RedirectRefused
     from shared.azure.insights import FetchRefused
     from shared.errors import PayloadError
 
-    return isinstance(exc, (RemediationError, AzureError, FetchRefused, OSError, PayloadError))
+    return isinstance(exc, (RemediationError, AzureError, FetchRefused, RedirectRefused, OSError, PayloadError))
 
 
 def execute(name: str, target: str, params: Mapping[str, str], ctx: Context, *, dry_run: bool = False) -> Outcome:
@@ -61,9 +62,11 @@ def execute(name: str, target: str, params: Mapping[str, str], ctx: Context, *, 
     except Exception as exc:
         if not is_operational(exc):
             raise
+        from shared.azure.retry import is_transient
+
         reason = describe_error(exc)
         log.warning("%s on %s failed: %s", name, target, reason, extra={"remediation": name, "target": target})
-        return Outcome(Result.FAILED, plan, error=reason, duration_ms=_ms(started))
+        return Outcome(Result.FAILED, plan, error=reason, duration_ms=_ms(started), transient=is_transient(exc))
     if not verified:
         return Outcome(Result.FAILED, plan, error="applied, but re-reading the resource does not show the change",
                        duration_ms=_ms(started))

@@ -13,11 +13,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from shared.domain import Mode
 
 TAG = "remediator-mode"
+Window = Literal["hour", "day"]
 
 
 class PolicyMode(StrEnum):
@@ -45,7 +46,7 @@ class Decision:
 class Budget(Protocol):
     """Change budgets (rate limits); `take` counts a change only when it is within limits."""
 
-    def take(self, scope: str, window: str, limit: int) -> bool: ...
+    def take(self, scope: str, window: Window, limit: int) -> bool: ...
 
 
 class MemoryBudget:
@@ -54,7 +55,7 @@ class MemoryBudget:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
 
-    def take(self, scope: str, window: str, limit: int) -> bool:
+    def take(self, scope: str, window: Window, limit: int) -> bool:
         key = (scope, window)
         if self.counts.get(key, 0) >= limit:
             return False

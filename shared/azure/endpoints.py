@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 ARM_DEFAULT = "https://management.azure.com"
@@ -64,3 +66,17 @@ class Endpoints:
         else:
             logs = LOGS_DEFAULT
         return cls(arm=arm, logs=logs)
+
+
+class RedirectRefused(ValueError):
+    """An outbound request answered with a redirect: never followed, it could lead anywhere."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:
+        raise RedirectRefused(f"redirect to {args[-1]!r} not followed")
+
+
+def no_redirect_opener() -> urllib.request.OpenerDirector:
+    """For outbound fetches whose host was checked: a redirect would skip that check."""
+    return urllib.request.build_opener(_NoRedirect)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.azure.base import Adapter
-from shared.azure.endpoints import is_loopback
+from shared.azure.endpoints import is_loopback, no_redirect_opener
 from shared.azure.permissions import requires
 
 STORAGE_SCOPE = "https://storage.azure.com/.default"
@@ -34,11 +34,6 @@ class SourceIdSighting:
     computer: str
     source_computer_id: str
     last_seen: datetime
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any) -> None:
-        raise FetchRefused(f"redirect to {args[-1]!r} not followed")
 
 
 class Insights(Adapter):
@@ -84,7 +79,7 @@ class Insights(Adapter):
         self.check_log_url(url)
         token = self.clients.credential.get_token(STORAGE_SCOPE).token
         headers = {"Authorization": f"Bearer {token}", "x-ms-version": "2023-11-03"}
-        opener = urllib.request.build_opener(_NoRedirect)
+        opener = no_redirect_opener()
 
         def send(method: str, extra: dict[str, str], limit: int) -> tuple[Any, bytes]:
             request = urllib.request.Request(url, headers=headers | extra, method=method)
