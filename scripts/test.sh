@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+./scripts/checkov.sh --install-only  # the Bicep scanner lives in its own venv (.tools/checkov)
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"

@@ -35,7 +35,9 @@ class ImageBuilder(Adapter):
         ops = self.clients.imagebuilder(subscription).virtual_machine_image_templates
         return [rest(item) for item in self.retry.call(lambda: list(ops.list()))]
 
-    @requires("Microsoft.VirtualMachineImages/imageTemplates/write")
+    # Submitting a template that runs as a user-assigned identity assigns that identity.
+    @requires("Microsoft.VirtualMachineImages/imageTemplates/write",
+              "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action")
     def create(self, template_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Waits for provisioning: a template is usable only once it is Succeeded."""
         r = rid(template_id)
