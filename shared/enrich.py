@@ -26,6 +26,7 @@ def enrich(failure: Failure, ctx: Context) -> Failure:
         return failure
     texts = list(failure.texts)
     facts = list(failure.facts)
+    started = failure.started_at
     rid = (failure.resource_id or "").lower()
     try:
         if _TEMPLATE_TYPE in rid and failure.source is not SourceKind.IMAGE_TEMPLATE:
@@ -35,6 +36,7 @@ def enrich(failure: Failure, ctx: Context) -> Failure:
             live = parse_image_template(Reader(ctx.images.get(failure.resource_id or ""), "template"))
             texts.extend(t for t in live.texts if t not in texts)
             facts.extend(f for f in live.facts if f not in facts)
+            started = live.started_at or started  # the run's start: one failure, whoever reports it
         log_url = next((v for k, v in facts if k == "build_log_url"), None)
         if log_url:
             tail = ctx.insights.build_log_tail(log_url)
@@ -57,4 +59,4 @@ def enrich(failure: Failure, ctx: Context) -> Failure:
         reason = describe_error(exc)
         log.warning("enrichment of %s incomplete: %s", failure.resource_id, reason)
         facts.append(("enrichment_error", reason))
-    return dataclasses.replace(failure, texts=tuple(texts), facts=tuple(facts))
+    return dataclasses.replace(failure, texts=tuple(texts), facts=tuple(facts), started_at=started)

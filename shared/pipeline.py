@@ -218,8 +218,10 @@ def _run_job(app: App, job: Job, key: str, dequeue_count: int) -> dict[str, Any]
     app.operations.update(job.operation_id, status="running")
     if not job.dry_run:
         planned = execute(job.remediation, job.target, job.params, app.ctx, dry_run=True)
-        if planned.result is Result.DRY_RUN:
+        # A job spends its change budget once, however often it is delivered again.
+        if planned.result is Result.DRY_RUN and app.ledger.begin(f"budget:{job.operation_id}").owned:
             denied = app.policy.spend(app.counters, job.target)
+            app.ledger.complete(f"budget:{job.operation_id}", {"denied": denied.reason if denied else None})
             if denied is not None:
                 return _finish(app, job, key, "failed", denied.reason, changes=(), duration_ms=0)
     outcome = execute(job.remediation, job.target, job.params, app.ctx, dry_run=job.dry_run)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.azurite", "tests.sandbox"]
+pytest_plugins = ["tests.azurite", "tests.sandbox", "tests.pipeline_helpers"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

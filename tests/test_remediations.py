@@ -106,14 +106,13 @@ def test_build_timeout_doubles_and_never_passes_the_limit(double: AzureDouble, c
     refused = execute("increase-image-build-timeout", tpl, {"minutes": "1200"}, ctx)
     assert refused.result is Result.FAILED and "960" in (refused.error or "")
     outcome = execute("increase-image-build-timeout", tpl, {}, ctx)
-    assert [(c.field, c.before, c.after) for c in outcome.changes][0] == (
-        "properties.buildTimeoutInMinutes", 60, 120)
+    first = outcome.changes[0]
+    assert (first.field, first.before, first.after) == ("properties.buildTimeoutInMinutes", 60, 120)
     body = double.state.get(tpl)
     assert body is not None and body["properties"]["buildTimeoutInMinutes"] == 120
     assert body["properties"]["lastRunStatus"]["runState"] in ("Running", "Succeeded")
     # the service refuses updates in place: the template was deleted, then created, then run
-    assert [w for w in writes(double)] == ["DELETE imageTemplates.delete", "PUT imageTemplates.put",
-                                           "POST imageTemplates.run"]
+    assert writes(double) == ["DELETE imageTemplates.delete", "PUT imageTemplates.put", "POST imageTemplates.run"]
 
 
 def test_a_template_at_the_timeout_limit_is_refused_not_changed(double: AzureDouble, ctx: Context) -> None:

@@ -1,0 +1,95 @@
+"""Wiring for pipeline tests: an App on Azurite and the Azure double, realistic events,
+and a queue worker that behaves like the Functions host (redelivery, poison queue)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.bootstrap import App
+from shared.double import AzureDouble
+from shared.jobs import JobQueue
+from shared.pipeline import Retry, handle_job, handle_poison
+from shared.policy import Policy, PolicyMode
+from shared.state.tables import StateStore
+from shared.teams import Notifier
+from shared.tokens import new_key
+from tests.azurite import Azurite
+from tests.sandbox import Sleeps, make_context
+
+PUBLIC_URL = "http://approvals.test"
+MAX_DEQUEUE = 5  # host.json extensions.queues.maxDequeueCount
+
+
+@pytest.fixture
+def app(azurite: Azurite, store: StateStore, double: AzureDouble, tmp_path: Path, sleeps: Sleeps) -> Iterator[App]:
+    queue = JobQueue(azurite.connection_string, name="jobs-" + uuid.uuid4().hex[:12])
+    wired = App(store=store, queue=queue, ctx=make_context(double, sleeps), policy=Policy(PolicyMode.AUTO),
+                notifier=Notifier(None, sink=tmp_path / "cards"), signing_keys=(new_key(),), public_url=PUBLIC_URL)
+    yield wired
+    queue.client.delete_queue()
+
+
+def arm_failure_event(resource_id: str, *, event_id: str | None = None, operation: str = "run/action",
+                      correlation: str = "c0ffee00-1b2c-4d3e-8f4a-5b6c7d8e9f00") -> dict[str, Any]:
+    """A Microsoft.Resources.ResourceActionFailure event as Event Grid delivers it."""
+    sub = resource_id.split("/")[2]
+    group = resource_id.split("/")[4]
+    action = f"Microsoft.VirtualMachineImages/imageTemplates/{operation}"
+    return {
+        "id": event_id or str(uuid.uuid4()),
+        "topic": f"/subscriptions/{sub}/resourceGroups/{group}",
+        "subject": resource_id,
+        "eventType": "Microsoft.Resources.ResourceActionFailure",
+        "eventTime": "2026-11-21T02:14:09.5123456Z",
+        "dataVersion": "2",
+        "metadataVersion": "1",
+        "data": {
+            "authorization": {"scope": resource_id, "action": action,
+                              "evidence": {"role": "Contributor", "principalType": "ServicePrincipal"}},
+            "claims": {"name": "Release Pipeline", "appid": "04b07795-8ddb-461a-bbee-02f9e1bf7b46"},
+            "correlationId": correlation,
+            "httpRequest": {"clientRequestId": str(uuid.uuid4()), "clientIpAddress": "20.61.4.7", "method": "POST",
+                            "url": f"https://management.azure.com{resource_id}/run?api-version=2024-02-01"},
+            "resourceProvider": "Microsoft.VirtualMachineImages",
+            "resourceUri": resource_id,
+            "operationName": action,
+            "status": "Failed",
+            "subscriptionId": sub,
+            "tenantId": "b1d9a6c4-3e2f-4a7b-9c58-0e4d2f6a8b13",
+        },
+    }
+
+
+def drain(app: App, *, max_dequeue: int = MAX_DEQUEUE, rounds: int = 50) -> list[dict[str, Any]]:
+    """Runs queued jobs like the Functions host: a failed message is delivered again; after
+    `max_dequeue` deliveries it goes to the poison handler. Returns the job summaries."""
+    done: list[dict[str, Any]] = []
+    client = app.queue.client
+    for _ in range(rounds):
+        messages = list(client.receive_messages(max_messages=32, visibility_timeout=30))
+        if not messages:
+            return done
+        for message in messages:
+            body = bytes(message.content)
+            try:
+                done.append(handle_job(body, app, dequeue_count=message.dequeue_count))
+            except Retry:
+                if message.dequeue_count >= max_dequeue:
+                    handle_poison(body, app)
+                    client.delete_message(message)
+                else:
+                    client.update_message(message, visibility_timeout=0)
+                continue
+            client.delete_message(message)
+    raise AssertionError(f"the queue did not drain in {rounds} rounds")
+
+
+def cards(tmp_path: Path) -> list[dict[str, Any]]:
+    sink = tmp_path / "cards"
+    return [json.loads(p.read_text()) for p in sorted(sink.glob("*.json"))] if sink.exists() else []
