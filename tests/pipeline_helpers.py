@@ -93,3 +93,46 @@ def drain(app: App, *, max_dequeue: int = MAX_DEQUEUE, rounds: int = 50) -> list
 def cards(tmp_path: Path) -> list[dict[str, Any]]:
     sink = tmp_path / "cards"
     return [json.loads(p.read_text()) for p in sorted(sink.glob("*.json"))] if sink.exists() else []
+
+
+def activity_alert(resource_id: str, *, condition: str = "Fired", alert_guid: str = "8e1f2a3b-4c5d-4e6f-9a0b-1c2d3e4f5a6b",
+                   message: str = "Builds finished but no artifacts were created.") -> dict[str, Any]:
+    """An Activity Log alert on a failed image template run, in the common alert schema."""
+    sub = resource_id.split("/")[2]
+    status_message = json.dumps({"status": "Failed", "error": {"code": "PackerBuildFailed", "message": message}})
+    return {
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {
+                "alertId": f"/subscriptions/{sub}/providers/Microsoft.AlertsManagement/alerts/{alert_guid}",
+                "alertRule": "aib-run-failed", "severity": "Sev2", "signalType": "Activity Log",
+                "monitorCondition": condition, "monitoringService": "Activity Log - Administrative",
+                "alertTargetIDs": [resource_id.lower()], "configurationItems": [resource_id.rsplit("/", 1)[-1]],
+                "originAlertId": alert_guid, "firedDateTime": "2026-11-22T04:10:02.2210000Z",
+                **({"resolvedDateTime": "2026-11-22T05:10:02.2210000Z"} if condition == "Resolved" else {}),
+                "description": "", "essentialsVersion": "1.0", "alertContextVersion": "1.0",
+            },
+            "alertContext": {
+                "authorization": {"action": "Microsoft.VirtualMachineImages/imageTemplates/run/action",
+                                  "scope": resource_id},
+                "channels": "Operation", "claims": json.dumps({"name": "Release Pipeline"}),
+                "caller": "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e", "correlationId": str(uuid.uuid4()),
+                "eventSource": "Administrative", "eventTimestamp": "2026-11-22T04:09:51.1234567Z",
+                "eventDataId": str(uuid.uuid4()), "level": "Error",
+                "operationName": "Microsoft.VirtualMachineImages/imageTemplates/run/action",
+                "operationId": str(uuid.uuid4()),
+                "properties": {"statusCode": "Conflict", "statusMessage": status_message,
+                               "eventCategory": "Administrative", "entity": resource_id},
+                "status": "Failed", "subStatus": "",
+            },
+        },
+    }
+
+
+def principal_header(*names: str) -> dict[str, str]:
+    """What App Service authentication sends for a signed-in user (X-MS-CLIENT-PRINCIPAL)."""
+    import base64
+
+    claims = [{"typ": "preferred_username", "val": n} for n in names]
+    raw = json.dumps({"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"})
+    return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(raw.encode()).decode()}
