@@ -95,7 +95,8 @@ def cards(tmp_path: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(sink.glob("*.json"))] if sink.exists() else []
 
 
-def activity_alert(resource_id: str, *, condition: str = "Fired", alert_guid: str = "8e1f2a3b-4c5d-4e6f-9a0b-1c2d3e4f5a6b",
+def activity_alert(resource_id: str, *, condition: str = "Fired",
+                   alert_guid: str = "8e1f2a3b-4c5d-4e6f-9a0b-1c2d3e4f5a6b",
                    message: str = "Builds finished but no artifacts were created.") -> dict[str, Any]:
     """An Activity Log alert on a failed image template run, in the common alert schema."""
     sub = resource_id.split("/")[2]

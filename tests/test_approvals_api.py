@@ -111,7 +111,7 @@ def test_approval_expired_token_is_refused(app: App, proposed: dict[str, tuple[s
 
 
 def test_approval_token_for_another_approval_is_refused(app: App, proposed: dict[str, tuple[str, str]]) -> None:
-    approval_id, token = proposed["approve"]
+    _, token = proposed["approve"]
     other = "0" * 32
     status, page = _post(app, other, "approve", token)
     assert status == 403 and "wrong_approval" in page
