@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import App
+from shared.bootstrap import App, use
 from shared.double import AzureDouble
 from shared.jobs import JobQueue
 from shared.pipeline import Retry, handle_job, handle_poison
@@ -33,6 +33,14 @@ def app(azurite: Azurite, store: StateStore, double: AzureDouble, tmp_path: Path
                 notifier=Notifier(None, sink=tmp_path / "cards"), signing_keys=(new_key(),), public_url=PUBLIC_URL)
     yield wired
     queue.client.delete_queue()
+
+
+@pytest.fixture
+def wired(app: App) -> Iterator[App]:
+    """`app` installed as the process's wiring, as the Functions handlers find it."""
+    use(app)
+    yield app
+    use(None)
 
 
 def arm_failure_event(resource_id: str, *, event_id: str | None = None, operation: str = "run/action",

@@ -12,6 +12,8 @@ import azure.functions as func
 import pytest
 
 import function_app
+from shared.bootstrap import App
+from shared.double import AzureDouble
 from shared.errors import PayloadError
 from tests.conftest import ROOT
 
@@ -80,20 +82,45 @@ def _event(data: dict[str, Any], event_type: str) -> func.EventGridEvent:
     )
 
 
-def test_event_grid_trigger_diagnoses_the_event(caplog: pytest.LogCaptureFixture) -> None:
-    data = {"correlationId": "c", "maintenanceConfigurationId": "/subscriptions/s/resourceGroups/rg/providers/"
-            "Microsoft.Maintenance/maintenanceConfigurations/mc", "status": "Failed",
-            "startDateTime": "2026-11-20T00:00:00Z", "endDateTime": "2026-11-20T02:00:00Z"}
+def test_event_grid_trigger_diagnoses_the_event(wired: App, double: AzureDouble,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    config = double.refs["maintenance:mc-prod-weekly"]
+    data = {"correlationId": double.refs["maintenance-run:mc-prod-weekly"], "maintenanceConfigurationId": config,
+            "status": "Failed", "startDateTime": "2026-11-20T00:00:00Z", "endDateTime": "2026-11-20T02:00:00Z"}
     caplog.set_level("INFO")
     _user(function_app.on_event)(_event(data, "Microsoft.Maintenance.PostMaintenanceEvent"))
-    record = next(r for r in caplog.records if r.name == "remediator.events")
+    record = next(r for r in caplog.records if r.name == "remediator.pipeline" and "diagnosed" in r.getMessage())
     assert record.__dict__["event_id"] == "evt-1"
-    assert record.__dict__["target"].endswith("/maintenanceConfigurations/mc")
+    assert record.__dict__["target"].endswith("/maintenanceConfigurations/mc-prod-weekly")
+    assert wired.audit.query(kind="diagnosis", event_id="evt-1")
 
 
-def test_event_grid_trigger_raises_on_a_malformed_event_so_it_is_retried() -> None:
+def test_event_grid_trigger_raises_on_a_malformed_event_so_it_is_retried(wired: App) -> None:
     with pytest.raises(PayloadError):
         _user(function_app.on_event)(_event({"status": 5}, "Microsoft.Maintenance.PostMaintenanceEvent"))
+
+
+def test_queue_trigger_runs_the_job_and_the_poison_trigger_records_it(wired: App, double: AzureDouble) -> None:
+    from shared.jobs import Job
+
+    def message(mid: str, body: bytes) -> func.QueueMessage:
+        """The message type the Functions worker hands a queue trigger (with its dequeue count)."""
+        from azure.functions.queue import QueueMessage
+
+        made: func.QueueMessage = QueueMessage(id=mid, body=body, dequeue_count=1)  # type: ignore[no-untyped-call]
+        return made
+
+    tpl = double.refs["template:tpl-rhel-noartifacts"]
+    op = wired.operations.create(kind="manual", remediation="rerun-image-build", target=tpl)
+    body = Job(op.id, "rerun-image-build", tpl).to_json().encode()
+    _user(function_app.on_remediation)(message("m1", body))
+    done = wired.operations.get(op.id)
+    assert done is not None and done.status == "succeeded"
+    assert len(double.requests_for("imageTemplates.run", "POST")) == 1
+    other = wired.operations.create(kind="manual", remediation="rerun-image-build", target=tpl)
+    _user(function_app.on_poison)(message("m2", Job(other.id, "rerun-image-build", tpl).to_json().encode()))
+    failed = wired.operations.get(other.id)
+    assert failed is not None and failed.status == "failed"
 
 
 def test_cold_start_imports_no_azure_sdk_and_no_classifier() -> None:
