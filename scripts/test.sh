@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/checkov.sh --install-only  # the Bicep scanner lives in its own venv (.tools/checkov)
+./scripts/setup-browser.sh           # Debian's Chromium for the browser tests
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"

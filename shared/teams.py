@@ -50,6 +50,11 @@ def _facts(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     return {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in pairs]}
 
 
+def _field(change: Mapping[str, Any]) -> str:
+    """`properties.vmProfile.vmSize` reads as `vmProfile.vmSize` on a narrow card."""
+    return str(change["field"]).removeprefix("properties.")
+
+
 def _fmt(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 300 else text[:297] + "..."
@@ -66,9 +71,9 @@ def approval_card(*, title: str, scenario: str, remediation: str, target: str, r
             _text(f"{title} ({scenario})", isSubtle=True),
             _facts([("Resource", target.rsplit("/", 1)[-1]), ("Why", reason), ("Link expires", expires_at)]),
             _text("Evidence", weight="Bolder", spacing="Medium"),
-            *[_text(f"`{line[:400]}`", fontType="Monospace", size="Small") for line in evidence_lines],
+            *[_text(line[:400], fontType="Monospace", size="Small") for line in evidence_lines],
             _text("Change", weight="Bolder", spacing="Medium"),
-            _facts([(str(c["field"]), f"{_fmt(c['before'])} → {_fmt(c['after'])}") for c in change_rows]),
+            _facts([(_field(c), f"{_fmt(c['before'])} → {_fmt(c['after'])}") for c in change_rows]),
         ]
         if limits:
             body += [_text("Limits", weight="Bolder", spacing="Medium"), _facts(list(limits.items()))]
@@ -100,7 +105,7 @@ def outcome_card(*, remediation: str, target: str, result: str, detail: str,
         _text(f"{remediation}: {result}", size="Large", weight="Bolder",
               color="Good" if result in ("applied", "noop") else "Attention"),
         _facts([("Resource", target.rsplit("/", 1)[-1]), ("Decided by", decided_by or "policy"), ("Detail", detail)]),
-        _facts([(str(c["field"]), f"{_fmt(c['before'])} → {_fmt(c['after'])}") for c in changes[:20]]),
+        _facts([(_field(c), f"{_fmt(c['before'])} → {_fmt(c['after'])}") for c in changes[:20]]),
     ]
     return {"type": "AdaptiveCard", "$schema": CARD_SCHEMA, "version": CARD_VERSION, "body": body,
             "actions": [{"type": "Action.OpenUrl", "title": "Open in portal", "url": portal_link(target)}]}

@@ -119,6 +119,8 @@ def test_get_by_id_answers_404_resource_not_found_for_machines_that_are_gone(
     arc = double.refs["onprem-db01"].replace("onprem-db01", "onprem-app07")
     with pytest.raises(ResourceNotFoundError):
         resources.get_by_id(arc, api_version="2024-07-10")
+    assert resources.check_existence_by_id(double.refs["vm-web-01"], api_version="2024-07-01") is True
+    assert resources.check_existence_by_id(double.refs["vm-web-03"], api_version="2024-07-01") is False
     raw = call(_url(double, double.refs["vm-web-01"], "2024-07-01"))
     assert spec.errors(raw.json(), "resources.json", "GenericResource") == []
     missing_group = call(_url(double, double.refs["vm-web-01"].replace("rg-app", "rg-nope"), "2024-07-01"))

@@ -1,0 +1,125 @@
+"""A local HTTP host for the app's HTTP functions, for local runs and browser tests.
+
+It serves exactly the routes `function_app.py` declares (read from the bindings, not
+repeated here) and calls the same Python functions with real `azure.functions`
+request objects, so what a browser sees here is what the Functions host would serve.
+Function-level routes require `code=` or `x-functions-key` equal to the configured key,
+as the Functions host does; anonymous routes (approval links) do not. Loopback only.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+MAX_BODY = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+    anonymous: bool
+    handler: Callable[[Any], Any]
+
+
+@functools.cache
+def routes() -> tuple[Route, ...]:
+    """Read once: the Functions SDK builds the function list from the decorators only once."""
+    import function_app
+
+    found: list[Route] = []
+    for fn in function_app.app.get_functions():
+        for binding in fn.get_bindings():
+            if binding.type != "httpTrigger":
+                continue
+            http: Any = binding  # an HttpTrigger binding: route, methods, auth_level
+            regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(http.route))
+            found.append(Route(re.compile(f"^/api/{regex}$"), frozenset(str(m.value) for m in http.methods),
+                               str(http.auth_level.value).lower() == "anonymous", fn.get_user_function()))
+    return tuple(found)
+
+
+class DevServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, function_key: str = "") -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the development server listens on loopback only")
+        self.routes = routes()
+        self.function_key = function_key
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # requests are logged by the app; tokens in query strings must not reach stderr
+
+            def _serve(self) -> None:
+                status, headers, body = server.handle(self.command, self.path, dict(self.headers.items()),
+                                                      self._body())
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _body(self) -> bytes:
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(min(length, MAX_BODY + 1)) if length else b""
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://{host}:{self._httpd.server_address[1]}"
+        self._thread: threading.Thread | None = None
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        import azure.functions as func
+
+        parts = urlsplit(path)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if len(body) > MAX_BODY:
+            return 413, {"Content-Type": "text/plain"}, b"body too large"
+        for route in self.routes:
+            match = route.pattern.match(parts.path)
+            if match is None:
+                continue
+            if method not in route.methods:
+                continue
+            if not route.anonymous and self.function_key:
+                given = params.get("code") or {k.lower(): v for k, v in headers.items()}.get("x-functions-key", "")
+                if not hmac.compare_digest(given.encode(), self.function_key.encode()):
+                    return 401, {"Content-Type": "text/plain"}, b"function key required"
+            request = func.HttpRequest(method=method, url=path, headers=headers, params=params,
+                                       route_params=match.groupdict(), body=body)
+            response = route.handler(request)
+            out = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+            out["Content-Type"] = f"{response.mimetype}; charset={response.charset}"
+            return int(response.status_code), out, response.get_body()
+        known = any(r.pattern.match(parts.path) for r in self.routes)
+        return (405 if known else 404), {"Content-Type": "text/plain"}, b"no such route"
+
+    def start(self) -> str:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True, name="devserver")
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> DevServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
