@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: diagnose the bundled sample failures.
+# The main job on the embedded default: sweep the embedded sandbox (a local Azure double
+# seeded with a failed estate), diagnose every failure and apply every remediation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >/dev/null
-exec .venv/bin/remediator diagnose --samples "$@"
+exec .venv/bin/remediator sweep --sandbox --mode auto --approve-all "$@"

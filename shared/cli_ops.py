@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -180,12 +181,20 @@ def table(findings: list[Any]) -> str:
     lines = [fmt.format("RESOURCE", "SCENARIO", "REMEDIATION", "DECISION", "WHY")]
     for row, f in zip(rows, findings, strict=True):
         lines.append(fmt.format(*row, f.reason[:90]))
-        lines.extend(f"    {c['field']}: {c['before']!r} -> {c['after']!r}" for c in f.changes)
+        lines.extend(f"    {c['field']}: {_short(c['before'])} -> {_short(c['after'])}" for c in f.changes)
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.decision] = counts.get(f.decision, 0) + 1
     lines.append("total: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     return "\n".join(lines)
+
+
+_RESOURCE_ID = re.compile(r"/subscriptions/[^\s'\"]+/([^/\s'\"]+)")
+
+
+def _short(value: Any) -> str:
+    """Resource ids shown by their names: the table is for reading; --json has the ids."""
+    return _RESOURCE_ID.sub(r"\1", repr(value))
 
 
 def _sandbox(args: argparse.Namespace) -> int:

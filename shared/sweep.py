@@ -22,7 +22,7 @@ from shared.catalog import BY_ID
 from shared.classifier import classify
 from shared.domain import Diagnosis, Failure, Family, Mode, SourceKind
 from shared.enrich import enrich
-from shared.policy import Action, Budget, MemoryBudget, Policy
+from shared.policy import Action, Budget, Decision, MemoryBudget, Policy
 
 log = logging.getLogger("remediator.sweep")
 AUTOMATION_FAILED = ("Failed", "MaintenanceWindowExceeded", "FailedToStart")
@@ -184,6 +184,8 @@ def act(ctx: Context, suspect: Suspect, diagnosis: Diagnosis, *, policy: Policy,
             out.append(finding(ref.name, planned.result.value, planned.result.value, reason, changes))
             continue
         decision = policy.decide(ref.name, ref.mode, suspect.target, suspect.tags, approved=approve_all)
+        if approve_all and decision.action is Action.APPLY:
+            decision = Decision(Action.APPLY, "approved for this sweep (--approve-all)")
         if decision.action is Action.APPLY and not dry_run:
             denied = policy.spend(budget, suspect.target)
             if denied is not None:

@@ -81,6 +81,10 @@ ROUTES: tuple[Route, ...] = (
     _r("POST", r"/providers/Microsoft\.ResourceGraph/resources", "resourceGraph.resources", graph.query,
        api=("Microsoft.ResourceGraph", "resources")),
     # Automation Update Management
+    _r("GET", _S + r"/providers/Microsoft\.Automation/automationAccounts", "automationAccounts.list",
+       automation.accounts_list, api=("Microsoft.Automation", "automationAccounts")),
+    _r("GET", _G + r"/providers/Microsoft\.Automation/automationAccounts", "automationAccounts.list",
+       automation.accounts_list, api=("Microsoft.Automation", "automationAccounts")),
     _r("GET", _AA + r"/softwareUpdateConfigurations", "softwareUpdateConfigurations.list", automation.suc_list,
        api=_SUC),
     _r("GET", _AA + r"/softwareUpdateConfigurations" + _NAME, "softwareUpdateConfigurations.get",
