@@ -113,6 +113,9 @@ def app() -> App:
     global _APP  # noqa: PLW0603 (one wired app per process, built on first use)
     with _LOCK:
         if _APP is None:
+            from shared import telemetry
+
+            telemetry.configure()
             _APP = App.from_env()
         return _APP
 

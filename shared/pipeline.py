@@ -24,6 +24,7 @@ from typing import Any
 
 from remediations.base import Result, registry
 from remediations.runner import describe_error, execute, is_operational
+from shared import telemetry
 from shared.bootstrap import App
 from shared.domain import Diagnosis, Failure, Mode
 from shared.jobs import Job
@@ -95,6 +96,7 @@ def dispatch(app: App, diagnosis: Diagnosis, *, tags: Mapping[str, str] | None =
     target = target or (target_of(failure) if failure else None)
     app.audit.record(AuditRecord(kind="diagnosis", event_id=event_id, target=target, scenario=diagnosis.scenario,
                                  reason="; ".join(diagnosis.evidence[:3]) or diagnosis.title))
+    telemetry.diagnosed(diagnosis.scenario, failure.source.value if failure else "unknown")
     if diagnosis.scenario in ("none", "unknown") or target is None:
         return []
     known = registry().items
@@ -115,6 +117,11 @@ def _decide(app: App, diagnosis: Diagnosis, name: str, mode: Mode, target: str, 
     def audit(decision: str, reason: str, **extra: Any) -> None:
         app.audit.record(AuditRecord(kind="decision", event_id=event_id, target=target, scenario=diagnosis.scenario,
                                      remediation=name, decision=decision, reason=reason, **extra))
+        log.info("%s: %s on %s (%s)", decision, name, target, reason,
+                 extra={"event_id": event_id, "operation_id": extra.get("operation_id"),
+                        "scenario": diagnosis.scenario, "remediation": name, "target": target})
+        telemetry.remediation(name, {"apply": "queued", "propose": "proposed", "observe": "observed",
+                                     "deny": "denied"}.get(decision, decision), diagnosis.scenario)
 
     planned = execute(name, target, {}, app.ctx, dry_run=True)
     if planned.result is Result.FAILED:
@@ -248,6 +255,10 @@ def _finish(app: App, job: Job, key: str, result: str, detail: str, *, changes: 
     app.operations.update(job.operation_id, status=status, result=summary,  # type: ignore[arg-type]
                           error=detail if status == "failed" else None)
     app.ledger.complete(key, summary)
+    log.info("%s %s on %s: %s", job.remediation, result, job.target, detail,
+             extra={"event_id": job.event_id, "operation_id": job.operation_id, "scenario": job.scenario,
+                    "remediation": job.remediation, "target": job.target})
+    telemetry.remediation(job.remediation, result, job.scenario)
     if job.fix_key:
         ledger = app.ledger if job.approval_id is None else app.proposals
         if status == "failed":
