@@ -76,6 +76,17 @@ def workspace(params: dict[str, str] | Any, ctx: Context) -> str:
     return str(found)
 
 
+def bounded(machines: list[FailedMachine], ctx: Context, verb: str) -> dict[str, set[str]]:
+    """The machines by the deployment list that holds them, refused past max_machines_per_change."""
+    if len(machines) > ctx.limits.max_machines_per_change:
+        raise RemediationError(f"{len(machines)} machines to {verb}, over max_machines_per_change "
+                               f"({ctx.limits.max_machines_per_change}): review by hand")
+    lists: dict[str, set[str]] = {}
+    for machine in machines:
+        lists.setdefault(machine.list_name, set()).add(machine.target)
+    return lists
+
+
 def without(configuration: dict[str, Any], drop: dict[str, set[str]]) -> dict[str, Any]:
     """The PUT body of the deployment with the named machines left out of its lists."""
     body = submittable(configuration)

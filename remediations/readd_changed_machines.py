@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from remediations import _machines
-from remediations.base import Change, Plan, RemediationError, noop, register
+from remediations.base import Change, Plan, noop, register
 from remediations.context import Context
 from shared.azure.automation import submittable
 from shared.azure.base import prop
@@ -39,6 +39,7 @@ class ReaddChangedMachines:
             return noop(NAME, target, "the deployment was edited after the failed run", limits)
         sightings = ctx.insights.source_id_sightings(_machines.workspace(dict(params), ctx))
         changes: list[Change] = []
+        changed: list[_machines.FailedMachine] = []
         for machine in failed.machines:
             seen = sorted((s for s in sightings if _machines.same_computer(s.computer, machine.computer)),
                           key=lambda s: s.last_seen)
@@ -46,17 +47,13 @@ class ReaddChangedMachines:
                 continue
             latest = seen[-1].source_computer_id
             if latest.lower() != machine.source_computer_id.lower():
+                changed.append(machine)
                 changes.append(Change(target, "readd", f"properties.updateConfiguration.{machine.list_name}",
                                       f"{machine.target} (SourceComputerId {machine.source_computer_id})",
                                       f"{machine.target} (SourceComputerId {latest})"))
         if not changes:
             return noop(NAME, target, "no machine that failed to start has a changed SourceComputerId", limits)
-        if len(changes) > ctx.limits.max_machines_per_change:
-            raise RemediationError(f"{len(changes)} machines to re-add, over max_machines_per_change "
-                                   f"({ctx.limits.max_machines_per_change}): review by hand")
-        drop: dict[str, set[str]] = {}
-        for change in changes:
-            drop.setdefault(change.field.rsplit(".", 1)[-1], set()).add(str(change.before).split(" (", 1)[0])
+        drop = _machines.bounded(changed, ctx, "re-add")
         reason = f"{len(changes)} machine(s) failed to start after their SourceComputerId changed"
         return Plan(NAME, target, tuple(changes), reason, limits,
                     {"removed": _machines.without(failed.configuration, drop),

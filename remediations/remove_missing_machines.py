@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from remediations import _machines
-from remediations.base import Change, Plan, RemediationError, noop, register
+from remediations.base import Change, Plan, noop, register
 from remediations.context import Context
 from shared.azure.base import prop
 from shared.domain import Mode
@@ -51,12 +51,7 @@ class RemoveMissingMachines:
                 gone.append(machine)
         if not gone:
             return noop(NAME, target, "every machine that failed to start still exists", limits)
-        if len(gone) > ctx.limits.max_machines_per_change:
-            raise RemediationError(f"{len(gone)} machines to remove, over max_machines_per_change "
-                                   f"({ctx.limits.max_machines_per_change}): review by hand")
-        drop: dict[str, set[str]] = {}
-        for machine in gone:
-            drop.setdefault(machine.list_name, set()).add(machine.target)
+        drop = _machines.bounded(gone, ctx, "remove")
         body = _machines.without(failed.configuration, drop)
         changes = tuple(
             Change(target, "put", f"properties.updateConfiguration.{name}", listed.get(name) or [],
