@@ -33,15 +33,9 @@ class FailedRun:
     run: dict[str, Any]
     machines: tuple[FailedMachine, ...]
 
-    @property
-    def edited_since(self) -> bool:
-        """The deployment was changed after the failed run started: someone already acted."""
-        changed = _time(prop(self.configuration, "properties.lastModifiedTime"))
-        started = _time(prop(self.run, "properties.startTime"))
-        return bool(changed and started and changed > started)
 
 
-def _time(value: Any) -> datetime | None:
+def when(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
 
 

@@ -35,8 +35,7 @@ class ReaddChangedMachines:
         failed = _machines.failed_run(ctx, target)
         if failed is None:
             return noop(NAME, target, "no machine failed to start in the latest run", limits)
-        if failed.edited_since:
-            return noop(NAME, target, "the deployment was edited after the failed run", limits)
+        edited = _machines.when(prop(failed.configuration, "properties.lastModifiedTime"))
         sightings = ctx.insights.source_id_sightings(_machines.workspace(dict(params), ctx))
         changes: list[Change] = []
         changed: list[_machines.FailedMachine] = []
@@ -46,13 +45,16 @@ class ReaddChangedMachines:
             if not seen or not machine.source_computer_id:
                 continue
             latest = seen[-1].source_computer_id
-            if latest.lower() != machine.source_computer_id.lower():
+            # Saving the deployment after the new id appeared is what re-adding achieves.
+            rebound = edited is not None and edited > seen[-1].first_seen
+            if latest.lower() != machine.source_computer_id.lower() and not rebound:
                 changed.append(machine)
                 changes.append(Change(target, "readd", f"properties.updateConfiguration.{machine.list_name}",
                                       f"{machine.target} (SourceComputerId {machine.source_computer_id})",
                                       f"{machine.target} (SourceComputerId {latest})"))
         if not changes:
-            return noop(NAME, target, "no machine that failed to start has a changed SourceComputerId", limits)
+            return noop(NAME, target, "no machine that failed to start has a SourceComputerId changed since the "
+                                      "deployment was last saved", limits)
         drop = _machines.bounded(changed, ctx, "re-add")
         reason = f"{len(changes)} machine(s) failed to start after their SourceComputerId changed"
         return Plan(NAME, target, tuple(changes), reason, limits,

@@ -20,9 +20,10 @@ from shared.azure.permissions import requires
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 BLOB_SUFFIX = ".blob.core.windows.net"
 MAX_LOG_BYTES = 1024 * 1024
-# Latest SourceComputerId per computer: a clone or an agent reinstall shows as a new id.
-Q_SOURCE_IDS = ("Heartbeat | where TimeGenerated > ago({days}d) "
-                "| summarize LastSeen = max(TimeGenerated) by Computer, SourceComputerId")
+# Each SourceComputerId per computer, with when it was first and last seen: a clone or an agent
+# reinstall shows as a new id (the seeds' Heartbeat query, with times).
+Q_SOURCE_IDS = ("Heartbeat | where TimeGenerated > ago({days}d) | summarize FirstSeen = min(TimeGenerated), "
+                "LastSeen = max(TimeGenerated) by Computer, SourceComputerId")
 
 
 class FetchRefused(ValueError):
@@ -33,7 +34,14 @@ class FetchRefused(ValueError):
 class SourceIdSighting:
     computer: str
     source_computer_id: str
+    first_seen: datetime
     last_seen: datetime
+
+
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value if isinstance(value, datetime) else None
 
 
 class Insights(Adapter):
@@ -55,11 +63,9 @@ class Insights(Adapter):
         rows = self.query(workspace_id, Q_SOURCE_IDS.format(days=days), timedelta(days=days))
         out = []
         for row in rows:
-            seen = row.get("LastSeen")
-            if isinstance(seen, str):
-                seen = datetime.fromisoformat(seen.replace("Z", "+00:00"))
-            if isinstance(seen, datetime):
-                out.append(SourceIdSighting(str(row["Computer"]), str(row["SourceComputerId"]), seen))
+            first, last = _when(row.get("FirstSeen")), _when(row.get("LastSeen"))
+            if first is not None and last is not None:
+                out.append(SourceIdSighting(str(row["Computer"]), str(row["SourceComputerId"]), first, last))
         return out
 
     def check_log_url(self, url: str) -> str:
