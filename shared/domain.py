@@ -99,6 +99,19 @@ class RemediationRef:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryResult:
+    """A diagnostic query of the guide, run against the failure's workspace: its rows (a
+    few, JSON-safe) or why it could not run."""
+
+    query: str
+    rows: tuple[dict[str, Any], ...] = ()
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "rows": list(self.rows), "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
 class Diagnosis:
     """What went wrong, in the guide's words, and what can be done about it."""
 
@@ -114,6 +127,7 @@ class Diagnosis:
     family: Family | None = None
     details: tuple[tuple[str, str], ...] = ()
     failure: Failure | None = field(default=None, compare=False)
+    query_results: tuple[QueryResult, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -131,4 +145,6 @@ class Diagnosis:
         }
         if self.failure is not None:
             out["failure"] = self.failure.to_dict()
+        if self.query_results:
+            out["query_results"] = [q.to_dict() for q in self.query_results]
         return out

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime
+from typing import Any
 
 from remediations.context import Context
-from shared.domain import Failure, SourceKind
+from shared.domain import Diagnosis, Failure, Family, QueryResult, SourceKind
 
 log = logging.getLogger("remediator.enrich")
 MAX_MACHINE_ERRORS = 20
+MAX_QUERY_ROWS = 20
 _TEMPLATE_TYPE = "/providers/microsoft.virtualmachineimages/imagetemplates/"
 _RUN_TYPE = "/softwareupdateconfigurationruns/"
 
@@ -60,3 +63,43 @@ def enrich(failure: Failure, ctx: Context) -> Failure:
         log.warning("enrichment of %s incomplete: %s", failure.resource_id, reason)
         facts.append(("enrichment_error", reason))
     return dataclasses.replace(failure, texts=tuple(texts), facts=tuple(facts), started_at=started)
+
+
+def diagnose(failure: Failure, ctx: Context) -> Diagnosis:
+    """Enrich, classify, and run the diagnosis's queries from the guide where a workspace is
+    known. A failure the texts cannot place is looked for in the workspace too (an OverQuota
+    stop explains machines that stopped reporting), and classified again with what it shows."""
+    from shared.catalog import Q_OPERATION
+    from shared.classifier import classify
+
+    failure = enrich(failure, ctx)
+    diagnosis = classify(failure)
+    if not failure.failed or ctx.workspace_id is None:
+        return diagnosis
+    if diagnosis.scenario == "unknown" and failure.family in (Family.UPDATE, None):
+        probe = _run(ctx, Q_OPERATION)
+        found = [str(r.get("Detail") or "") for r in probe.rows if "overquota" in str(r.get("Detail", "")).lower()]
+        if found:
+            failure = dataclasses.replace(failure, texts=(*failure.texts, *(f"Operation: {d}" for d in found)))
+            diagnosis = classify(failure)
+    computer = failure.fact("target_computer")
+    queries = [q.format(computer=computer.rsplit("/", 1)[-1]) if "{computer}" in q and computer else q
+               for q in diagnosis.queries]
+    results = tuple(_run(ctx, q) for q in queries if "{computer}" not in q)
+    return dataclasses.replace(diagnosis, query_results=results)
+
+
+def _run(ctx: Context, query: str) -> QueryResult:
+    from remediations.runner import describe_error, is_operational
+
+    try:
+        rows = ctx.insights.query(str(ctx.workspace_id), query)
+    except Exception as exc:
+        if not is_operational(exc):
+            raise
+        return QueryResult(query, error=describe_error(exc))
+    return QueryResult(query, tuple({k: _plain(v) for k, v in row.items()} for row in rows[:MAX_QUERY_ROWS]))
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value

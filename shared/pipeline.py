@@ -83,10 +83,9 @@ class Dispatched:
 
 
 def diagnose_live(app: App, failure: Failure) -> Diagnosis:
-    from shared.classifier import classify
-    from shared.enrich import enrich
+    from shared.enrich import diagnose
 
-    return classify(enrich(failure, app.ctx))
+    return diagnose(failure, app.ctx)
 
 
 def dispatch(app: App, diagnosis: Diagnosis, *, tags: Mapping[str, str] | None = None,

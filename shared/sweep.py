@@ -19,9 +19,8 @@ from remediations.base import Result, registry
 from remediations.context import Context
 from remediations.runner import describe_error, execute, is_operational
 from shared.catalog import BY_ID
-from shared.classifier import classify
 from shared.domain import Diagnosis, Failure, Family, Mode, SourceKind
-from shared.enrich import enrich
+from shared.enrich import diagnose
 from shared.policy import Action, Budget, Decision, MemoryBudget, Policy
 
 log = logging.getLogger("remediator.sweep")
@@ -153,7 +152,7 @@ def sweep(ctx: Context, subscriptions: list[str], *, policy: Policy, budget: Bud
             findings.append(Finding(suspect.source, "unknown", "could not be read", None, "failed", "failed",
                                     suspect.reason))
             continue
-        diagnosis = suspect.diagnosis or classify(enrich(suspect.failure, ctx))
+        diagnosis = suspect.diagnosis or diagnose(suspect.failure, ctx)
         progress(f"{diagnosis.scenario}: {suspect.target}")
         findings.extend(act(ctx, suspect, diagnosis, policy=policy, budget=budget, dry_run=dry_run,
                             approve_all=approve_all))
