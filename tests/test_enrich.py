@@ -4,8 +4,8 @@ its customization.log, the guide's Log Analytics queries where a workspace is kn
 from __future__ import annotations
 
 from remediations.context import Context
-from shared.double import AzureDouble
 from shared.domain import Failure, Family, SourceKind
+from shared.double import AzureDouble
 from shared.enrich import diagnose, enrich
 from shared.envelopes import parse_payload
 from tests.pipeline_helpers import arm_failure_event
