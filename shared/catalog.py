@@ -125,7 +125,7 @@ _REGISTRATION = ("unable to register machine", "registration failed", "worker re
 # The Win32-range codes of the guide's HRESULT table (0x8024xxxx codes are Windows Update's own).
 _GUIDE_HRESULTS = r"0x8007(?:0005|0422|2ee2|2efd|2efe|2f8f|0643)"
 _NOT = r"(?:don't|do not|doesn't|does not|didn't|did not|not|never|won't|cannot|can't|isn't|aren't)"
-_W = r"(?:[\w.'-]+\W+)"  # one word and what follows it
+_W = r"(?:[\w.'-]+[^\w.'-]+)"  # one word and what follows it (disjoint classes: no backtracking blow-up)
 
 SCENARIOS: tuple[Scenario, ...] = (
     # ---------------------------------------------------------------- Update Management
