@@ -6,6 +6,7 @@ build an `App` directly with Azurite, the local Azure double and a temporary car
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from shared.state.tables import StateStore
 from shared.teams import Notifier
 
 APPROVAL_TTL = timedelta(hours=24)
+log = logging.getLogger("remediator.bootstrap")
 
 
 class ConfigError(ValueError):
@@ -100,8 +102,14 @@ class App:
         vault: Any = TableVault(store) if env.get("REMEDIATOR_VAULT_DIR") is None else DirVault.default()
         ctx = Context(clients=Clients(Endpoints.from_env(env)), limits=Limits.from_env(env), vault=vault,
                       workspace_id=env.get("REMEDIATOR_WORKSPACE_ID") or None)
+        webhook = env.get("REMEDIATOR_TEAMS_WEBHOOK_URL") or None
+        if webhook is not None and webhook.startswith("@Microsoft.KeyVault("):
+            # App Service leaves a reference it cannot resolve (secret not set yet) as it is.
+            log.error("REMEDIATOR_TEAMS_WEBHOOK_URL is an unresolved Key Vault reference: set the secret "
+                      "teams-webhook-url; approval cards go to the local sink until then")
+            webhook = None
         return cls(store=store, queue=JobQueue.from_env(env), ctx=ctx, policy=Policy.from_env(env),
-                   notifier=Notifier(env.get("REMEDIATOR_TEAMS_WEBHOOK_URL") or None), signing_keys=keys,
+                   notifier=Notifier(webhook), signing_keys=keys,
                    public_url=public_url, approvers=approvers, settings=env)
 
 

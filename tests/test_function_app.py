@@ -131,3 +131,21 @@ def test_cold_start_imports_no_azure_sdk_and_no_classifier() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, check=True, timeout=60)
     assert out.stdout.strip() == b"[]"
+
+
+def test_the_app_wires_itself_from_settings_and_survives_an_unset_webhook_secret(
+        azurite: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """As deployed: the webhook secret not set yet leaves App Service's reference unresolved."""
+    import base64
+
+    from shared.bootstrap import App
+    from shared.tokens import new_key
+
+    env = {"AzureWebJobsStorage": azurite.connection_string, "REMEDIATOR_SIGNING_KEY": base64.b64encode(
+           new_key()).decode(), "REMEDIATOR_MODE": "auto", "WEBSITE_HOSTNAME": "func-x.azurewebsites.net",
+           "REMEDIATOR_TEAMS_WEBHOOK_URL": "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/t/)"}
+    wired = App.from_env(env)
+    assert wired.notifier.webhook_url is None and "unresolved Key Vault reference" in caplog.text
+    assert wired.public_url == "https://func-x.azurewebsites.net" and wired.policy.mode.value == "auto"
+    with pytest.raises(ValueError, match="REMEDIATOR_SIGNING_KEY"):
+        App.from_env({**env, "REMEDIATOR_SIGNING_KEY": "c2hvcnQ="})
