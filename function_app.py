@@ -124,6 +124,13 @@ def history(req: func.HttpRequest) -> func.HttpResponse:
     return _respond(handle(wired(), dict(req.params)))
 
 
+@app.route(route="openapi.json", methods=["GET"])
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.openapi import openapi_document
+
+    return _respond(openapi_document())
+
+
 # Approval links carry their own signed, expiring, single-use token (and, with App Service
 # authentication on, a signed-in approver): no function key, so they open from Teams.
 @app.route(route="approvals/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -3,8 +3,9 @@
 Links carry an HMAC token bound to the approval id and the decision, expiring with the
 approval. GET only shows the plan (Teams and mail clients fetch links to preview them);
 the decision is a POST from that page. Single use: the approval leaves `pending` on the
-first decision, so a replayed link finds it decided. Where App Service authentication
-supplies `X-MS-CLIENT-PRINCIPAL`, the approver must be on the allow-list.
+first decision, so a replayed link finds it decided. With an approver allow-list, the
+request must come from a signed-in user on it (`X-MS-CLIENT-PRINCIPAL`, which App Service
+authentication supplies); without a signed-in user it is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import html
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,8 @@ from shared.tokens import TokenError, sign, verify
 
 log = logging.getLogger("remediator.approvals")
 DECISIONS = ("approve", "reject")
+_APPROVAL_ID = re.compile(r"[0-9a-f]{32}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +73,17 @@ def principal(headers: Mapping[str, str]) -> tuple[str | None, set[str]]:
         return None, set()
     try:
         data = json.loads(base64.b64decode(raw + "=" * (-len(raw) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, set()
+    claims = data.get("claims") if isinstance(data, dict) else None
     ids: set[str] = set()
     name = None
-    for claim in data.get("claims", []) if isinstance(data, dict) else []:
+    for claim in claims if isinstance(claims, list) else []:
         if not isinstance(claim, dict):
             continue
         typ, val = str(claim.get("typ", "")), str(claim.get("val", ""))
+        if _SURROGATE.search(typ + val):
+            continue  # not text (a lone \ud800 escape): no name, and nothing a page or the audit can hold
         if typ.endswith(("/upn", "/emailaddress", "preferred_username", "/objectidentifier", "oid", "/name")):
             ids.add(val.lower())
             if name is None and not typ.endswith(("objectidentifier", "oid")):
@@ -106,14 +113,18 @@ def _check(app: App, approval_id: str, decision: str | None, token: str | None,
         return None, None, _page("Bad link", "<p>The link names no decision (approve or reject).</p>", 400)
     if not token:
         return None, None, _page("Bad link", "<p>The link carries no token.</p>", 400)
+    if not _APPROVAL_ID.fullmatch(approval_id):
+        return None, None, _page("Not found", "<p>No such approval.</p>", 404)  # nothing to record: no approval
     now = app.approvals._now()  # the same clock that expires approvals
     try:
         verify(token, approval_id=approval_id, decision=decision, now=now, keys=app.signing_keys)
     except TokenError as exc:
         return None, None, _refusal(app, approval_id, f"the link is not valid: {exc.code}", 403)
     who, ids = principal(headers)
-    if app.approvers and ids and not (ids & app.approvers):
-        return None, None, _refusal(app, approval_id, f"{who} is not on the approvers list", 403, who)
+    if app.approvers and not (ids & app.approvers):
+        # No signed-in user is no approver: an allow-list that a missing header skipped would allow anyone.
+        why = f"{who} is not on the approvers list" if who else "sign in: only the listed approvers may decide"
+        return None, None, _refusal(app, approval_id, why, 403, who)
     approval = app.approvals.get(approval_id)
     if approval is None:
         return None, None, _page("Not found", "<p>No such approval.</p>", 404)

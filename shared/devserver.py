@@ -4,22 +4,27 @@ It serves exactly the routes `function_app.py` declares (read from the bindings,
 repeated here) and calls the same Python functions with real `azure.functions`
 request objects, so what a browser sees here is what the Functions host would serve.
 Function-level routes require `code=` or `x-functions-key` equal to the configured key,
-as the Functions host does; anonymous routes (approval links) do not. Loopback only.
+as the Functions host does; anonymous routes (approval links) do not. A function that
+raises is answered 500, as the host does, and logged by path only: query strings carry
+keys and approval tokens, so no request line is ever logged. Loopback only.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import logging
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 MAX_BODY = 8 * 1024 * 1024
+_LENGTH = re.compile(r"[0-9]{1,18}")
+log = logging.getLogger("remediator.devserver")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +67,42 @@ class DevServer:
                 return  # requests are logged by the app; tokens in query strings must not reach stderr
 
             def _serve(self) -> None:
-                status, headers, body = server.handle(self.command, self.path, dict(self.headers.items()),
-                                                      self._body())
+                length = self._length()
+                if isinstance(length, tuple):  # refused before reading a body that cannot be framed
+                    status, body = length
+                    headers = {"Content-Type": "text/plain"}
+                    self.close_connection = True
+                else:
+                    body_in = self.rfile.read(length) if length else b""
+                    try:
+                        status, headers, body = server.handle(self.command, self.path, dict(self.headers.items()),
+                                                              body_in)
+                    except Exception:  # the Functions host answers 500 for a function that raised
+                        # The path without its query: links carry tokens and keys (code=...).
+                        log.exception("%s %s raised", self.command, urlsplit(self.path).path)
+                        status, headers, body = 500, {"Content-Type": "text/plain"}, b"internal error"
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
 
-            def _body(self) -> bytes:
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(min(length, MAX_BODY + 1)) if length else b""
+            def _length(self) -> int | tuple[int, bytes]:
+                raw = self.headers.get("Content-Length")
+                if self.headers.get("Transfer-Encoding"):
+                    return 411, b"send a Content-Length (chunked bodies are not supported here)"
+                if raw is None:
+                    return 0
+                if not _LENGTH.fullmatch(raw.strip()):
+                    return 400, b"bad Content-Length"
+                length = int(raw.strip())
+                return (413, b"body too large") if length > MAX_BODY else length
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
@@ -99,8 +126,10 @@ class DevServer:
                 given = params.get("code") or {k.lower(): v for k, v in headers.items()}.get("x-functions-key", "")
                 if not hmac.compare_digest(given.encode(), self.function_key.encode()):
                     return 401, {"Content-Type": "text/plain"}, b"function key required"
+            # Route parameters arrive decoded, as the Functions host passes them.
+            route_params = {k: unquote(v) for k, v in match.groupdict().items()}
             request = func.HttpRequest(method=method, url=path, headers=headers, params=params,
-                                       route_params=match.groupdict(), body=body)
+                                       route_params=route_params, body=body)
             response = route.handler(request)
             out = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
             out["Content-Type"] = f"{response.mimetype}; charset={response.charset}"

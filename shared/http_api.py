@@ -36,7 +36,8 @@ def diagnose(body: bytes, source: str | None) -> Response:
     from shared.envelopes import family_hint
 
     if len(body) > MAX_BODY:
-        return _error(413, "payload too large", f"the body is {len(body)} bytes; the limit is {MAX_BODY}")
+        return _error(413, "payload too large", f"the body is {len(body)} bytes; the limit is {MAX_BODY}",
+                      "(payload)")
     if not body.strip():
         return _error(400, "invalid payload", "the body is empty: send a payload or failure text", "(payload)")
     try:

@@ -103,14 +103,16 @@ class JobQueue:
             from azure.core.exceptions import ResourceExistsError
             from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
 
+            from shared.azure.clients import pooled_transport
+
             client: Any
             if self._conn is not None:
                 client = QueueClient.from_connection_string(
                     self._conn, self.name, message_encode_policy=BinaryBase64EncodePolicy(),
-                    message_decode_policy=BinaryBase64DecodePolicy())
+                    message_decode_policy=BinaryBase64DecodePolicy(), transport=pooled_transport())
             else:
                 client = QueueClient(
-                    str(self._account_url), self.name, credential=self._credential,
+                    str(self._account_url), self.name, credential=self._credential, transport=pooled_transport(),
                     message_encode_policy=BinaryBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy())
             with contextlib.suppress(ResourceExistsError):  # "already exists" is the state we want
                 client.create_queue()

@@ -216,6 +216,13 @@ def handle_job(text: str | bytes, app: App | None = None, *, dequeue_count: int 
         raise Retry(f"{job.target} is locked by another job")
     try:
         return _run_job(app, job, key, dequeue_count)
+    except Retry:
+        raise  # the key is already marked failed, with the reason
+    except Exception as exc:
+        # Anything else (storage reset mid-job, ...) frees the key for the queue's next delivery;
+        # left in progress it would turn every redelivery away until the job is poisoned.
+        app.ledger.fail(key, describe_error(exc))
+        raise
     finally:
         app.locks.release(lease)
 

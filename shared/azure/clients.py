@@ -12,6 +12,24 @@ from typing import Any
 
 from shared.azure.endpoints import ARM_SCOPE, LOGS_SCOPE, Endpoints, is_loopback
 
+POOL_SIZE = 32  # a Functions worker runs several invocations at once; requests' default is 10
+
+
+def pooled_transport(pool_size: int = POOL_SIZE, **timeouts: float) -> Any:
+    """A requests transport whose connection pool fits the threads that share a client
+    (`timeouts`: connection_timeout, read_timeout)."""
+    import importlib
+
+    from azure.core.pipeline.transport import RequestsTransport
+
+    requests = importlib.import_module("requests")
+    adapters = importlib.import_module("requests.adapters")
+    session = requests.Session()
+    adapter = adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=True, **timeouts)
+
 
 class StaticToken:
     """A credential for the local double, which checks that a token is sent, not its value."""
@@ -62,9 +80,8 @@ class Clients:
 
     def _common(self, url: str, scope: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
+            "transport": pooled_transport(connection_timeout=min(10.0, self._timeout), read_timeout=self._timeout),
             "retry_total": 0,
-            "connection_timeout": min(10.0, self._timeout),
-            "read_timeout": self._timeout,
         }
         policy = _auth_policy(self.credential, scope, url)
         if policy is not None:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.errors import PayloadError
+
+
+class InvalidResourceId(PayloadError):
+    """A target that names no resource a remediation can act on (a subscription or group
+    where a resource is needed, or no ARM id at all): refused with the reason, never a crash."""
+
 
 @dataclass(frozen=True, slots=True)
 class ResourceId:
@@ -38,7 +45,7 @@ def parse(resource_id: str) -> ResourceId:
         namespace = parts[at + 1]
         rest = parts[at + 2:]
     except (ValueError, IndexError):
-        raise ValueError(f"not an ARM resource id: {resource_id!r}") from None
+        raise InvalidResourceId("target", f"not an ARM resource id: {resource_id!r}") from None
     if not rest or len(rest) % 2:
-        raise ValueError(f"not an ARM resource id (type/name pairs expected): {resource_id!r}")
+        raise InvalidResourceId("target", f"not an ARM resource id (type/name pairs expected): {resource_id!r}")
     return ResourceId(sub, group, namespace, tuple(rest[0::2]), tuple(rest[1::2]))

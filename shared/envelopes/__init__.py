@@ -8,6 +8,7 @@ signal (a batch of events gives several) or raise `PayloadError` naming the fiel
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from shared.domain import Failure, Family, SourceKind
@@ -24,10 +25,14 @@ from shared.envelopes.events import (
 )
 from shared.errors import PayloadError, UnrecognisedPayload
 
-__all__ = ["VALIDATION_EVENT", "is_batch", "parse_input", "parse_payload", "parse_text", "validation_code"]
+__all__ = ["VALIDATION_EVENT", "check_unicode", "is_batch", "parse_input", "parse_payload", "parse_text",
+           "validation_code"]
 
 MAX_BATCH = 5000
 ROOT = PayloadError("", "").path
+# A JSON `\ud800`-style escape (or the decoded character itself): only then is a full check worth it.
+_MAYBE_SURROGATE = re.compile(r"\\[uU][dD][89a-fA-F]|[\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _KNOWN = (
     "an Event Grid event, a CloudEvent, an Azure Monitor common alert schema alert, an image template, "
     "a software update configuration run or machine run, an ARM error body, or {\"text\": ...}"
@@ -69,18 +74,67 @@ def parse_input(
             if not lenient:
                 raise PayloadError("", f"malformed JSON: {exc}") from None
             return [parse_text(raw, family)], False
+        if _MAYBE_SURROGATE.search(stripped):
+            check_unicode(value)
         try:
-            return parse_payload(value, family), is_batch(value)
+            return _parse(value, family), is_batch(value)
         except UnrecognisedPayload as exc:
             if lenient and exc.path == ROOT:
                 return [parse_text(raw, family)], False
             raise
     if not stripped.strip():
         raise PayloadError("", "empty input: send a payload or failure text")
+    if _SURROGATE.search(stripped):
+        check_unicode(stripped)
     return [parse_text(raw, family)], False
 
 
 def parse_payload(value: Any, family: Family | None = None) -> list[Failure]:
+    """Failures in a decoded JSON value; raises PayloadError (and nothing else) for a bad one."""
+    check_unicode(value)
+    return _parse(value, family)
+
+
+def check_unicode(value: Any) -> None:
+    """Refuses text no UTF-8 encoder will take: a lone surrogate, which a JSON `\\ud800`
+    escape decodes to. Storage, queues and HTTP answers would all fail on it later."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError(_surrogate_at(value), "not valid Unicode: a lone surrogate (\\ud800-\\udfff) escape "
+                                                 "without its pair") from None
+    except RecursionError:
+        raise PayloadError("", "JSON nested too deeply") from None
+    except ValueError:
+        return  # a circular value: not JSON, and nothing this check is about
+
+
+def _surrogate_at(value: Any) -> str:
+    """The path of the first string (or key) holding a lone surrogate."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return path
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if _SURROGATE.search(str(key)):
+                    return join(path, "(key)") if path else "(key)"
+                stack.append((join(path, str(key)), sub))
+        elif isinstance(item, list):
+            stack.extend((join(path, i), sub) for i, sub in enumerate(item))
+    return ""
+
+
+def _parse(value: Any, family: Family | None) -> list[Failure]:
+    try:
+        return _parse_value(value, family)
+    except RecursionError:
+        raise PayloadError("", "JSON nested too deeply") from None
+
+
+def _parse_value(value: Any, family: Family | None) -> list[Failure]:
     if isinstance(value, str):
         if not value.strip():
             raise PayloadError("", "empty text")
@@ -104,7 +158,10 @@ def validation_code(value: Any) -> str | None:
         if isinstance(item, dict) and item.get("eventType") == VALIDATION_EVENT:
             data = item.get("data")
             if isinstance(data, dict) and isinstance(data.get("validationCode"), str):
-                return str(data["validationCode"])
+                code = str(data["validationCode"])
+                if _SURROGATE.search(code):  # echoed back: it must be text an answer can carry
+                    raise PayloadError("data.validationCode", "not valid Unicode: a lone surrogate escape")
+                return code
             raise PayloadError("data.validationCode", "required for the subscription validation event")
     return None
 

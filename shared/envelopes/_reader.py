@@ -8,6 +8,8 @@ from typing import Any
 
 from shared.errors import PayloadError
 
+MAX_ID_CHARS = 1024
+
 
 def join(path: str, key: str | int) -> str:
     if isinstance(key, int):
@@ -81,6 +83,17 @@ class Reader:
             raise PayloadError(self.at(key), f"expected a string, got {describe(value)}")
         if required and not value.strip():
             raise PayloadError(self.at(key), "must not be empty")
+        return value
+
+    def ident(self, key: str, *, required: bool = False) -> str | None:
+        """An id (event id, alert id, resource id): a string of at most MAX_ID_CHARS.
+
+        Ids end up in keys, queries, stored properties and queue messages; a megabyte
+        "id" is refused here with its field named, not by the storage service later.
+        """
+        value = self.text(key, required=required)
+        if value is not None and len(value) > MAX_ID_CHARS:
+            raise PayloadError(self.at(key), f"{len(value)} characters; an id has at most {MAX_ID_CHARS}")
         return value
 
     def req(self, key: str) -> str:

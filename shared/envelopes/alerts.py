@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from shared.domain import Failure, SourceKind
-from shared.envelopes._common import family_of, subscription_of
+from shared.envelopes._common import family_of, resource_id, subscription_of
 from shared.envelopes._reader import Reader, describe
 from shared.errors import PayloadError
 
@@ -39,11 +39,11 @@ def parse_alert(r: Reader) -> Failure:
         raise PayloadError(ess.at("monitorCondition"), f"expected 'Fired' or 'Resolved', got {condition!r}")
     rule = ess.req("alertRule")
     service = ess.text("monitoringService") or ""
-    targets = [t for t in ess.items("alertTargetIDs") if _is_str(t, ess.at("alertTargetIDs"))]
+    targets = [t for t in ess.items("alertTargetIDs") if _is_id(t, ess.at("alertTargetIDs"))]
     items = [c for c in ess.items("configurationItems") if isinstance(c, str)]
     fired = ess.time("firedDateTime")
     resolved = ess.time("resolvedDateTime")
-    alert_id = ess.text("alertId") or ess.text("originAlertId")
+    alert_id = ess.ident("alertId") or ess.ident("originAlertId")
     texts: list[str] = [f"alert rule: {rule}"]
     description = ess.text("description")
     if description:
@@ -83,9 +83,10 @@ def parse_alert(r: Reader) -> Failure:
     )
 
 
-def _is_str(value: Any, path: str) -> bool:
+def _is_id(value: Any, path: str) -> bool:
     if not isinstance(value, str):
         raise PayloadError(path, f"expected an array of resource id strings, found {describe(value)}")
+    resource_id(value, path)
     return True
 
 
@@ -113,7 +114,7 @@ def _unwrap_json(value: str) -> str:
         return value
     try:
         obj = json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
         return value
     leaves: list[str] = []
     _leaves(obj, leaves)

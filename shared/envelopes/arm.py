@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared.domain import Failure, Family, SourceKind
-from shared.envelopes._common import family_of, is_failure_status, subscription_of
+from shared.envelopes._common import ARM_ID, family_of, is_failure_status, resource_id, subscription_of
 from shared.envelopes._reader import Reader
 from shared.errors import PayloadError
 
-# Where the build log is (checked against the allowed hosts only when fetched).
-_LOG_URL = re.compile(r"https?://[A-Za-z0-9.:-]+/(?:[^\s\"']+/)?packerlogs/[^\s\"']+?customization\.log")
+# Where the build log is (checked against the allowed hosts only when fetched):
+# https?://<host>/[<path>/]packerlogs/<...>customization.log, within one word of the text.
+_WORD = re.compile(r"[^\s\"']+")
+_URL_START = re.compile(r"https?://[A-Za-z0-9.:-]+/")
+_LOGS_DIR = "/packerlogs/"
+_LOG_NAME = "customization.log"
+_ARM_NAME = re.compile(r"[^/\s\x00-\x1f\x7f](?:[^/\x00-\x1f\x7f]{0,258}[^/\s\x00-\x1f\x7f])?")
 _OPERATION_ID = re.compile(r"OperationId:\s*([0-9A-Za-z-]+)")
 _TEMPLATE_RUN_FAILED = frozenset({"failed", "partiallysucceeded", "canceled", "cancelled"})
 
@@ -35,7 +41,7 @@ def kind_of(obj: dict[str, Any]) -> SourceKind | None:
 
 
 def parse_image_template(r: Reader) -> Failure:
-    rid = r.text("id")
+    rid = resource_id(r.ident("id"), r.at("id"))
     props = r.req_child("properties")
     state = props.text("provisioningState")
     texts: list[str] = []
@@ -70,8 +76,8 @@ def parse_image_template(r: Reader) -> Failure:
     if timeout is not None:
         facts.append(("build_timeout_minutes", str(int(timeout))))
     joined = "\n".join(texts)
-    if (url := _LOG_URL.search(joined)) is not None:
-        facts.append(("build_log_url", url.group(0)))
+    if (url := log_url(joined)) is not None:
+        facts.append(("build_log_url", url))
     if (op := _OPERATION_ID.search(joined)) is not None:
         facts.append(("operation_id", op.group(1)))
     return Failure(
@@ -89,9 +95,37 @@ def parse_image_template(r: Reader) -> Failure:
     )
 
 
+def log_url(text: str) -> str | None:
+    """The first build-log URL in `text`, or None; in time linear in the text's length.
+
+    (A single regex with nested quantifiers took seconds per 100 KB of crafted text.) A URL
+    whose port is not a port is no URL: it is left out rather than failing a fetch later.
+    """
+    if _LOGS_DIR not in text or _LOG_NAME not in text:
+        return None
+    for word in _WORD.finditer(text):
+        token = word.group(0)
+        last = token.rfind(_LOG_NAME)
+        if last < 0 or _LOGS_DIR not in token:
+            continue
+        for start in _URL_START.finditer(token):
+            # The last packerlogs directory with a log name after it, as the regex's greedy path did.
+            at = token.rfind(_LOGS_DIR, start.end() - 1, last - 1) if last - 1 > start.end() else -1
+            if at < 0 or at == start.end():  # none, or `host//packerlogs/` (an empty path segment)
+                break  # a later start in this word has no more after it than this one
+            end = token.find(_LOG_NAME, at + len(_LOGS_DIR) + 1)
+            url = token[start.start():end + len(_LOG_NAME)]
+            try:
+                urlsplit(url).port  # noqa: B018 (raises ValueError for a port out of range)
+            except ValueError:
+                break
+            return url
+    return None
+
+
 def parse_update_run(r: Reader, kind: SourceKind) -> Failure:
     """A software update configuration run or machine run: status, error, counts."""
-    rid = r.text("id")
+    rid = resource_id(r.ident("id"), r.at("id"))
     props = r.req_child("properties")
     status = props.req("status")
     what = "update run" if kind is SourceKind.AUTOMATION_RUN else "update machine run"
@@ -101,8 +135,11 @@ def parse_update_run(r: Reader, kind: SourceKind) -> Failure:
         texts.append(f"error {err.text('code') or ''}: {err.text('message') or ''}".strip())
     facts: list[tuple[str, str]] = []
     suc = props.child("softwareUpdateConfiguration")
-    if suc is not None and suc.text("name"):
-        facts.append(("software_update_configuration", suc.text("name") or ""))
+    if suc is not None and (name := suc.text("name")):
+        if not _ARM_NAME.fullmatch(name):  # it names the deployment a remediation acts on
+            raise PayloadError(suc.at("name"), f"expected a resource name (no '/', no surrounding spaces, at most "
+                                               f"260 characters), got {name[:80]!r}")
+        facts.append(("software_update_configuration", name))
     for key, fact in (
         ("targetComputer", "target_computer"), ("sourceComputerId", "source_computer_id"),
         ("configuredDuration", "configured_duration"), ("osType", "os_type"),
@@ -139,13 +176,13 @@ def parse_error_body(r: Reader, family: Family | None) -> Failure:
     _error_lines(err, texts, 0)
     if not texts:
         raise PayloadError(err.path, "an ARM error body needs a code or a message")
-    target = err.text("target")
+    target = err.ident("target")
     return Failure(
         source=SourceKind.TEXT,
         failed=True,
         texts=tuple(texts),
         family=family or family_of(*texts),
-        resource_id=target if target and target.startswith("/subscriptions/") else None,
+        resource_id=target if target and ARM_ID.fullmatch(target) else None,
         status=err.text("code"),
     )
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain import Failure, SourceKind
-from shared.envelopes._common import family_of, is_failure_status, subscription_of
+from shared.envelopes._common import family_of, is_failure_status, resource_id, subscription_of
 from shared.envelopes._reader import Reader
 from shared.errors import PayloadError
 
@@ -37,7 +37,7 @@ def parse_eventgrid(r: Reader) -> Failure:
     data = r.get("data")
     env = Envelope(
         SourceKind.EVENTGRID,
-        r.req("id"),
+        _req_ident(r, "id"),
         r.req("eventType"),
         r.present("subject"),
         r.time("eventTime", required=True),
@@ -58,7 +58,7 @@ def parse_cloudevent(r: Reader) -> Failure:
         raise PayloadError(r.at("data_base64"), "binary CloudEvent data is not supported; send JSON data")
     env = Envelope(
         SourceKind.CLOUDEVENT,
-        r.req("id"),
+        _req_ident(r, "id"),
         r.req("type"),
         r.text("subject"),
         r.time("time"),
@@ -88,6 +88,12 @@ def _interpret(env: Envelope, r: Reader) -> Failure:
     return handler(env, _need_data(env, r))
 
 
+def _req_ident(r: Reader, key: str) -> str:
+    value = r.ident(key, required=True)
+    assert value is not None
+    return value
+
+
 def _need_data(env: Envelope, r: Reader) -> Reader:
     if env.data is None:
         raise PayloadError(r.at("data"), f"required for {env.event_type} events")
@@ -100,7 +106,8 @@ def _resource_event(env: Envelope, data: Reader) -> Failure:
     They carry no error text: the classifier will say `unknown` until enrichment reads
     the resource (e.g. an image template's lastRunStatus).
     """
-    resource_uri = data.text("resourceUri") or env.subject
+    resource_uri = resource_id(data.ident("resourceUri"), data.at("resourceUri")) or resource_id(
+        env.subject or None, _subject_path(env, data))
     operation = data.text("operationName")
     status = data.text("status")
     outcome = env.event_type.rsplit(".", 1)[-1]
@@ -126,6 +133,11 @@ def _resource_event(env: Envelope, data: Reader) -> Failure:
     )
 
 
+def _subject_path(env: Envelope, data: Reader) -> str:
+    """Where the envelope's subject is, beside its data (`data` -> `subject`, `[3].data` -> `[3].subject`)."""
+    return data.path[: -len("data")] + "subject" if data.path.endswith("data") else "subject"
+
+
 def _error_texts(data: Reader) -> list[str]:
     """Any error text an ARM event or activity record happens to carry."""
     texts: list[str] = []
@@ -143,7 +155,8 @@ def _error_texts(data: Reader) -> list[str]:
 
 def _maintenance_event(env: Envelope, data: Reader) -> Failure:
     """Azure Update Manager events: Pre is a heads-up, Post carries the run's status."""
-    config_id = data.text("maintenanceConfigurationId") or env.subject
+    config_id = resource_id(data.ident("maintenanceConfigurationId"), data.at("maintenanceConfigurationId")) or \
+        resource_id(env.subject or None, _subject_path(env, data))
     correlation = data.text("correlationId")
     status = data.text("status")
     subs = [s for s in data.items("resourceSubscriptionIds") if isinstance(s, str)]

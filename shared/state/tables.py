@@ -400,18 +400,9 @@ def query_rows(
 
 
 def _transport(pool_size: int) -> Any:
-    """A requests transport whose pool fits the many threads a Functions worker may run."""
-    import importlib
+    from shared.azure.clients import pooled_transport
 
-    from azure.core.pipeline.transport import RequestsTransport
-
-    requests = importlib.import_module("requests")
-    adapters = importlib.import_module("requests.adapters")
-    session = requests.Session()
-    adapter = adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return RequestsTransport(session=session, session_owner=True)
+    return pooled_transport(pool_size)
 
 
 class StateStore:
