@@ -1,5 +1,4 @@
 """Remediations, one module each, registered by name (scenarios.md's required names).
 
-The registry arrives with the Azure adapters; the classifier already proposes these
-names with their default mode.
+`remediations.base.registry()` imports them on first use; nothing is loaded at start-up.
 """

@@ -1,7 +1,8 @@
 """The diagnosis pipeline shared by the Functions, the HTTP API and the CLI.
 
-payload -> envelope -> Failure -> classify -> Diagnosis. Enrichment (read-only Azure
-lookups) slots in between envelope and classifier once adapters exist.
+payload -> envelope -> Failure -> classify -> Diagnosis, from the payload alone (no Azure
+call): what `remediator diagnose` and `/api/diagnose` answer. The triggers diagnose through
+`shared.enrich.diagnose`, which reads Azure first.
 """
 
 from __future__ import annotations
