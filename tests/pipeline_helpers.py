@@ -14,7 +14,7 @@ import pytest
 from shared.bootstrap import App, use
 from shared.double import AzureDouble
 from shared.jobs import JobQueue
-from shared.pipeline import Retry, handle_job, handle_poison
+from shared.pipeline import Retry, handle_event, handle_job, handle_poison
 from shared.policy import Policy, PolicyMode
 from shared.state.tables import StateStore
 from shared.teams import Notifier
@@ -145,3 +145,40 @@ def principal_header(*names: str) -> dict[str, str]:
     claims = [{"typ": "preferred_username", "val": n} for n in names]
     raw = json.dumps({"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"})
     return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(raw.encode()).decode()}
+
+
+Links = dict[str, tuple[str, str]]  # decision -> (approval id, token)
+
+
+def card_links(tmp_path: Path) -> Links:
+    """decision -> (approval id, token), from the one approval card in the sink."""
+    from urllib.parse import parse_qs, urlsplit
+
+    [card] = [c for c in cards(tmp_path) if "Approval needed" in json.dumps(c)]
+    out: Links = {}
+    for action in card["attachments"][0]["content"]["actions"]:
+        parts = urlsplit(action["url"])
+        query = parse_qs(parts.query)
+        if "decision" in query:
+            out[query["decision"][0]] = (parts.path.rsplit("/", 1)[-1], query["token"][0])
+    return out
+
+
+@pytest.fixture
+def proposed(app: App, double: AzureDouble, tmp_path: Path) -> Links:
+    """A failure proposed for approval (suggest mode): its card's approve and reject links."""
+    app.policy = Policy(PolicyMode.SUGGEST)
+    handle_event(arm_failure_event(double.refs["template:tpl-rhel-noartifacts"]), app)
+    return card_links(tmp_path)
+
+
+def post_decision(app: App, approval_id: str, decision: str, token: str,
+                  headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """The confirmation page's form, posted."""
+    from urllib.parse import urlencode
+
+    from shared import api
+
+    body = urlencode({"decision": decision, "token": token}).encode()
+    status, page, _ = api.approval_decision(app, approval_id, {}, headers or {}, body)
+    return status, str(page)

@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
-
-import pytest
 
 from shared import api
 from shared.bootstrap import App
@@ -16,37 +13,19 @@ from shared.double import AzureDouble
 from shared.pipeline import handle_event
 from shared.policy import Policy, PolicyMode
 from shared.tokens import sign
-from tests.pipeline_helpers import activity_alert, arm_failure_event, cards, drain, principal_header
-
-
-def _links(tmp_path: Path) -> dict[str, tuple[str, str]]:
-    """decision -> (approval id, token), from the card in the sink."""
-    [card] = [c for c in cards(tmp_path) if "Approval needed" in json.dumps(c)]
-    out = {}
-    for action in card["attachments"][0]["content"]["actions"]:
-        parts = urlsplit(action["url"])
-        query = parse_qs(parts.query)
-        if "decision" in query:
-            out[query["decision"][0]] = (parts.path.rsplit("/", 1)[-1], query["token"][0])
-    return out
-
-
-@pytest.fixture
-def proposed(app: App, double: AzureDouble, tmp_path: Path) -> dict[str, tuple[str, str]]:
-    app.policy = Policy(PolicyMode.SUGGEST)
-    handle_event(arm_failure_event(double.refs["template:tpl-rhel-noartifacts"]), app)
-    return _links(tmp_path)
-
-
-def _post(app: App, approval_id: str, decision: str, token: str, headers: dict[str, str] | None = None
-          ) -> tuple[int, str]:
-    body = urlencode({"decision": decision, "token": token}).encode()
-    status, page, _ = api.approval_decision(app, approval_id, {}, headers or {}, body)
-    return status, str(page)
+from tests.pipeline_helpers import (
+    Links,
+    activity_alert,
+    arm_failure_event,
+    cards,
+    drain,
+    post_decision,
+    principal_header,
+)
 
 
 def test_approval_link_get_shows_the_plan_and_changes_nothing(app: App, double: AzureDouble,
-                                                             proposed: dict[str, tuple[str, str]]) -> None:
+                                                             proposed: Links) -> None:
     approval_id, token = proposed["approve"]
     double.clear_requests()
     status, page, headers = api.approval_page(app, approval_id, {"decision": "approve", "token": token}, {})
@@ -58,72 +37,72 @@ def test_approval_link_get_shows_the_plan_and_changes_nothing(app: App, double: 
 
 
 def test_approval_post_approves_once_and_the_queue_applies_it(app: App, double: AzureDouble, tmp_path: Path,
-                                                             proposed: dict[str, tuple[str, str]]) -> None:
+                                                             proposed: Links) -> None:
     approval_id, token = proposed["approve"]
-    status, page = _post(app, approval_id, "approve", token)
+    status, page = post_decision(app, approval_id, "approve", token)
     assert status == 202 and "queued as operation" in page
     [summary] = drain(app)
     assert summary["result"] == "applied"
     assert len(double.requests_for("imageTemplates.run", "POST")) == 1
     outcome = [c for c in cards(tmp_path) if "rerun-image-build: applied" in json.dumps(c)]
     assert outcome, "a follow-up card reports the outcome"
-    replay, page = _post(app, approval_id, "approve", token)
+    replay, page = post_decision(app, approval_id, "approve", token)
     assert replay == 409 and "approved" in page
     assert drain(app) == [] and len(double.requests_for("imageTemplates.run", "POST")) == 1
 
 
 def test_approval_reject_changes_nothing_and_the_failure_is_not_proposed_again(
-        app: App, double: AzureDouble, tmp_path: Path, proposed: dict[str, tuple[str, str]]) -> None:
+        app: App, double: AzureDouble, tmp_path: Path, proposed: Links) -> None:
     approval_id, token = proposed["reject"]
-    status, page = _post(app, approval_id, "reject", token)
+    status, page = post_decision(app, approval_id, "reject", token)
     assert status == 200 and "Rejected" in page
     handle_event(arm_failure_event(double.refs["template:tpl-rhel-noartifacts"]), app)
     assert drain(app) == [] and app.approvals.pending() == []
     assert len(cards(tmp_path)) == 1
 
 
-def test_approval_token_for_the_other_decision_is_refused(app: App, proposed: dict[str, tuple[str, str]]) -> None:
+def test_approval_token_for_the_other_decision_is_refused(app: App, proposed: Links) -> None:
     approval_id, reject_token = proposed["reject"]
-    status, page = _post(app, approval_id, "approve", reject_token)
+    status, page = post_decision(app, approval_id, "approve", reject_token)
     assert status == 403 and "wrong_decision" in page
     approval = app.approvals.get(approval_id)
     assert approval is not None and approval.state == "pending"
 
 
 def test_approval_forged_and_tampered_tokens_are_refused_and_recorded(app: App,
-                                                                     proposed: dict[str, tuple[str, str]]) -> None:
+                                                                     proposed: Links) -> None:
     approval_id, token = proposed["approve"]
     forged = sign(approval_id, "approve", datetime.now(UTC) + timedelta(hours=1), b"k" * 32)
     tampered = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
     for bad, code in ((forged, "bad_signature"), (tampered, "bad_signature"), ("garbage", "malformed")):
-        status, page = _post(app, approval_id, "approve", bad)
+        status, page = post_decision(app, approval_id, "approve", bad)
         assert status == 403 and code in page, (bad, page)
     refusals = [r for r in app.audit.query(kind="approval") if r.decision == "refused"]
     assert len(refusals) == 3
     assert all(token not in json.dumps(r.result) for r in refusals), "tokens never land in the audit trail"
 
 
-def test_approval_expired_token_is_refused(app: App, proposed: dict[str, tuple[str, str]]) -> None:
+def test_approval_expired_token_is_refused(app: App, proposed: Links) -> None:
     approval_id, _ = proposed["approve"]
     expired = sign(approval_id, "approve", datetime.now(UTC) - timedelta(seconds=1), app.signing_keys[0])
-    status, page = _post(app, approval_id, "approve", expired)
+    status, page = post_decision(app, approval_id, "approve", expired)
     assert status == 403 and "expired" in page
 
 
-def test_approval_token_for_another_approval_is_refused(app: App, proposed: dict[str, tuple[str, str]]) -> None:
+def test_approval_token_for_another_approval_is_refused(app: App, proposed: Links) -> None:
     _, token = proposed["approve"]
     other = "0" * 32
-    status, page = _post(app, other, "approve", token)
+    status, page = post_decision(app, other, "approve", token)
     assert status == 403 and "wrong_approval" in page
 
 
 def test_approval_by_someone_off_the_allow_list_is_refused(app: App, double: AzureDouble,
-                                                          proposed: dict[str, tuple[str, str]]) -> None:
+                                                          proposed: Links) -> None:
     app.approvers = frozenset({"alice@contoso.com"})
     approval_id, token = proposed["approve"]
-    status, page = _post(app, approval_id, "approve", token, principal_header("mallory@contoso.com"))
+    status, page = post_decision(app, approval_id, "approve", token, principal_header("mallory@contoso.com"))
     assert status == 403 and "not on the approvers list" in page
-    status, _ = _post(app, approval_id, "approve", token, principal_header("Alice@Contoso.com"))
+    status, _ = post_decision(app, approval_id, "approve", token, principal_header("Alice@Contoso.com"))
     assert status == 202
     approval = app.approvals.get(approval_id)
     assert approval is not None and approval.decided_by == "Alice@Contoso.com"

@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.error import HTTPError
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -44,7 +44,15 @@ from shared.state.tables import DEV_KEY
 from shared.teams import Notifier, WebhookRefused, check_webhook
 from shared.tokens import new_key
 from tests.azurite import FakeClock, race
-from tests.pipeline_helpers import activity_alert, arm_failure_event, cards, drain, principal_header
+from tests.pipeline_helpers import (
+    Links,
+    activity_alert,
+    arm_failure_event,
+    card_links,
+    drain,
+    post_decision,
+    principal_header,
+)
 
 # --- the outbound guard -------------------------------------------------------------------------
 
@@ -116,33 +124,12 @@ def test_security_the_guard_refuses_and_records_what_is_not_loopback(guard: Outb
 
 # --- approval links -----------------------------------------------------------------------------
 
-Links = dict[str, tuple[str, str]]  # decision -> (approval id, token)
 
 
-def _links(tmp_path: Path) -> Links:
-    """decision -> (approval id, token), from the approval card in the sink."""
-    [card] = [c for c in cards(tmp_path) if "Approval needed" in json.dumps(c)]
-    out: Links = {}
-    for action in card["attachments"][0]["content"]["actions"]:
-        parts = urlsplit(action["url"])
-        query = parse_qs(parts.query)
-        if "decision" in query:
-            out[query["decision"][0]] = (parts.path.rsplit("/", 1)[-1], query["token"][0])
-    return out
 
 
-@pytest.fixture
-def proposed(app: App, double: AzureDouble, tmp_path: Path) -> Links:
-    app.policy = Policy(PolicyMode.SUGGEST)
-    handle_event(arm_failure_event(double.refs["template:tpl-rhel-noartifacts"]), app)
-    return _links(tmp_path)
 
 
-def _post(app: App, approval_id: str, decision: str, token: str, headers: dict[str, str] | None = None
-          ) -> tuple[int, str]:
-    body = urlencode({"decision": decision, "token": token}).encode()
-    status, page, _ = api.approval_decision(app, approval_id, {}, headers or {}, body)
-    return status, str(page)
 
 
 def _refusals(app: App) -> list[str]:
@@ -160,7 +147,7 @@ def test_security_a_token_signed_with_a_rotated_out_key_is_refused_and_recorded(
     status, page = api.approval_page(app, approval_id, {"decision": "approve", "token": token}, {})[:2]
     assert status == 200, "during the rotation an old link still opens"
     app.signing_keys = (app.signing_keys[0],)  # the old key retired
-    status, page = _post(app, approval_id, "approve", token)
+    status, page = post_decision(app, approval_id, "approve", token)
     assert status == 403 and "bad_signature" in page
     assert _refusals(app) == ["the link is not valid: bad_signature"]
     approval = app.approvals.get(approval_id)
@@ -172,11 +159,11 @@ def test_security_a_token_for_a_withdrawn_approval_is_refused_and_recorded(app: 
     app.policy = Policy(PolicyMode.SUGGEST)
     tpl = double.refs["template:tpl-rhel-noartifacts"]
     assert api.alerts(app, json.dumps(activity_alert(tpl)).encode())[0] == 202
-    links = _links(tmp_path)
+    links = card_links(tmp_path)
     assert api.alerts(app, json.dumps(activity_alert(tpl, condition="Resolved")).encode())[0] == 200
     for decision in ("approve", "reject"):
         approval_id, token = links[decision]
-        status, page = _post(app, approval_id, decision, token)
+        status, page = post_decision(app, approval_id, decision, token)
         assert status == 409 and "withdrawn" in page and "nothing was changed" in page
         status, page = api.approval_page(app, approval_id, {"decision": decision, "token": token}, {})[:2]
         assert status == 409 and "withdrawn" in page
@@ -191,7 +178,7 @@ def test_security_a_link_past_the_approvals_expiry_is_refused_and_recorded(app: 
     assert approval is not None
     clock.set(approval.expires_at + timedelta(seconds=1))
     app.approvals._now = clock  # the approvals' clock, which the link check uses too
-    status, page = _post(app, approval_id, "approve", token)
+    status, page = post_decision(app, approval_id, "approve", token)
     assert status == 403 and "expired" in page
     assert _refusals(app) == ["the link is not valid: expired"]
     assert _queued(app) == 0
@@ -200,9 +187,9 @@ def test_security_a_link_past_the_approvals_expiry_is_refused_and_recorded(app: 
 def test_security_a_used_link_replayed_for_either_decision_is_refused_and_recorded(app: App, proposed: Links) -> None:
     approval_id, approve = proposed["approve"]
     _, reject = proposed["reject"]
-    assert _post(app, approval_id, "approve", approve)[0] == 202
+    assert post_decision(app, approval_id, "approve", approve)[0] == 202
     for decision, token in (("approve", approve), ("reject", reject), ("approve", approve)):
-        status, page = _post(app, approval_id, decision, token)
+        status, page = post_decision(app, approval_id, decision, token)
         assert status == 409 and "approved" in page
     assert _refusals(app) == ["this approval is approved: nothing was changed"] * 3
     assert _queued(app) == 1
@@ -213,7 +200,7 @@ def test_security_a_used_link_replayed_for_either_decision_is_refused_and_record
 def test_security_16_concurrent_posts_of_one_approval_make_one_decision_and_one_job(
         app: App, double: AzureDouble, proposed: Links) -> None:
     approval_id, token = proposed["approve"]
-    results = race(16, lambda _: _post(app, approval_id, "approve", token))
+    results = race(16, lambda _: post_decision(app, approval_id, "approve", token))
     statuses = sorted(status for status, _ in results)
     assert statuses == [202] + [409] * 15
     assert _queued(app) == 1
@@ -227,7 +214,8 @@ def test_security_16_concurrent_posts_of_one_approval_make_one_decision_and_one_
 def test_security_16_concurrent_posts_of_both_decisions_make_one_decision(app: App, proposed: Links) -> None:
     approval_id, approve = proposed["approve"]
     _, reject = proposed["reject"]
-    results = race(16, lambda i: _post(app, approval_id, *(("approve", approve) if i % 2 else ("reject", reject))))
+    choices = (("reject", reject), ("approve", approve))
+    results = race(16, lambda i: post_decision(app, approval_id, *choices[i % 2]))
     winners = [status for status, _ in results if status in (200, 202)]
     assert len(winners) == 1 and sorted(s for s, _ in results).count(409) == 15
     decided = app.approvals.get(approval_id)
@@ -249,19 +237,19 @@ def test_security_with_an_approver_list_anyone_not_on_it_is_refused_and_recorded
     """Before, a request with no X-MS-CLIENT-PRINCIPAL skipped the allow-list altogether."""
     app.approvers = frozenset({"alice@contoso.com"})
     approval_id, token = proposed["approve"]
-    status, page = _post(app, approval_id, "approve", token, headers)
+    status, page = post_decision(app, approval_id, "approve", token, headers)
     assert status == 403 and why in page
     status, _, _ = api.approval_page(app, approval_id, {"decision": "approve", "token": token}, headers)
     assert status == 403
     assert _refusals(app) == [why, why]
     assert _queued(app) == 0
-    assert _post(app, approval_id, "approve", token, principal_header("alice@contoso.com"))[0] == 202
+    assert post_decision(app, approval_id, "approve", token, principal_header("alice@contoso.com"))[0] == 202
 
 
 def test_security_a_malformed_approval_id_is_not_found_and_records_nothing(app: App, proposed: Links) -> None:
     _, token = proposed["approve"]
     for approval_id in ("x" * 5000, "../../etc/passwd", "A" * 32, "0" * 31, "\ud800"):
-        status, page = _post(app, approval_id, "approve", token)
+        status, page = post_decision(app, approval_id, "approve", token)
         assert status == 404 and "No such approval" in page
     assert _refusals(app) == []
 
@@ -486,7 +474,7 @@ def test_security_no_secret_reaches_the_logs_the_audit_trail_or_stderr(
         status, body = fetch(f"{server.url}/api/alerts?code={FUNCTION_KEY}", alert,
                              {"Content-Type": "application/json"})
         assert status == 202, body
-        links = _links(wired.notifier.sink.parent)  # the card went to the sink, as it would to Teams
+        links = card_links(wired.notifier.sink.parent)  # the card went to the sink, as it would to Teams
         approval_id, token = links["approve"]
         _, reject_token = links["reject"]
         query = urlencode({"decision": "approve", "token": token})
