@@ -70,7 +70,7 @@ def alerts(app: App, body: bytes) -> Response:
     decide, once per alert firing. Resolved: withdraw the approvals it raised."""
     from shared.envelopes._reader import Reader
     from shared.envelopes.alerts import parse_alert
-    from shared.pipeline import diagnose_live, dispatch
+    from shared.pipeline import Retry, diagnose_live, dispatch
 
     if not body.strip():
         return _error(400, "the body is empty: send a common alert schema payload", "(body)")
@@ -95,6 +95,10 @@ def alerts(app: App, body: bytes) -> Response:
     try:
         diagnosis = diagnose_live(app, failure)
         dispatched = dispatch(app, diagnosis, alert_id=alert_id)
+    except Retry as exc:
+        # Azure could not answer for now; action groups send a webhook again on a 503.
+        app.ledger.fail(key, str(exc))
+        return 503, {"error": "try again", "problem": str(exc)}, dict(JSON_HEADERS) | {"Retry-After": "60"}
     except Exception as exc:
         from remediations.runner import describe_error
 

@@ -334,6 +334,8 @@ def _paths() -> dict[str, Any]:
                               "`data.essentials.monitorCondition`).", ["(body)", "schemaId", "data.essentials.*"]),
                 "401": _UNAUTHORIZED,
                 "413": _error(f"The body is over {MAX_BODY} bytes.", ["(body)"]),
+                "503": _error("Azure could not answer for now (throttling, a server error): the action group "
+                              "sends the alert again (`Retry-After` says when)."),
             },
         }},
         "/remediations": {"get": {

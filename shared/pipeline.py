@@ -146,9 +146,13 @@ def _decide(app: App, diagnosis: Diagnosis, name: str, mode: Mode, target: str, 
         audit("duplicate", why)
         return Dispatched(name, target, "duplicate", why)
     if decision.action is Action.APPLY:
-        op = app.operations.create(kind="auto", remediation=name, target=target)
-        app.queue.send(Job(op.id, name, target, fix_key=fix_key, scenario=diagnosis.scenario, event_id=event_id,
-                           reason=decision.reason))
+        try:
+            op = app.operations.create(kind="auto", remediation=name, target=target)
+            app.queue.send(Job(op.id, name, target, fix_key=fix_key, scenario=diagnosis.scenario,
+                               event_id=event_id, reason=decision.reason))
+        except Exception as exc:  # not queued: release the failure, so the redelivery can queue it
+            ledger.fail(fix_key, describe_error(exc))
+            raise
         audit("apply", decision.reason, operation_id=op.id, changes=_changes(c.to_dict() for c in plan.changes))
         return Dispatched(name, target, "queued", decision.reason, operation_id=op.id)
     approval = app.approvals.create(remediation=name, target=target, scenario=diagnosis.scenario,
@@ -321,8 +325,15 @@ def sweep_tick(app: App, subscriptions: list[str]) -> dict[str, Any]:
                                          error=suspect.reason))
             actions["unreadable"] = actions.get("unreadable", 0) + 1
             continue
-        diagnosis = suspect.diagnosis or diagnose_live(app, suspect.failure)
-        for result in dispatch(app, diagnosis, tags=suspect.tags, target=suspect.target):
+        try:
+            diagnosis = suspect.diagnosis or diagnose_live(app, suspect.failure)
+            results = dispatch(app, diagnosis, tags=suspect.tags, target=suspect.target)
+        except Retry as exc:  # one resource Azure could not answer for now: the next tick sees it again
+            app.audit.record(AuditRecord(kind="error", target=suspect.target, reason="sweep: retry later",
+                                         error=str(exc)))
+            actions["retry-later"] = actions.get("retry-later", 0) + 1
+            continue
+        for result in results:
             actions[result.action] = actions.get(result.action, 0) + 1
     for approval in app.approvals.expire_stale():
         fix_key = approval.plan.get("fix_key")

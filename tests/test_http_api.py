@@ -109,3 +109,18 @@ def test_unknown_and_malformed_operation_ids(wired: App) -> None:
 def test_bad_alerts_get_a_4xx_naming_the_field(wired: App, body: bytes, field: str) -> None:
     status, answer = call(function_app.alerts, "POST", "/api/alerts", body)
     assert status == 400 and answer["field"] == field
+
+
+def test_an_alert_azure_cannot_answer_for_now_gets_a_503_to_be_sent_again(wired: App, double: AzureDouble) -> None:
+    from tests.pipeline_helpers import activity_alert
+
+    tpl = double.refs["template:tpl-rhel-noartifacts"]
+    body = json.dumps(activity_alert(tpl)).encode()
+    double.faults.fail_next("imageTemplates.get", 200, status=503)
+    status, answer = call(function_app.alerts, "POST", "/api/alerts", body)
+    assert status == 503 and "HTTP 503" in answer["problem"]
+    double.faults.clear()
+    status, answer = call(function_app.alerts, "POST", "/api/alerts", body)
+    assert status == 202 and answer["scenario"] == "aib.no_artifacts"
+    drain(wired)
+    assert len(double.requests_for("imageTemplates.run", "POST")) == 1
