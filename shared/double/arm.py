@@ -98,6 +98,17 @@ def require_resource_group(ctx: Context, subscription: str, resource_group: str)
         raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{resource_group}' could not be found.")
 
 
+def list_of_type(ctx: Context, request: Request, type_: str) -> Response:
+    """A List / ListByResourceGroup answer: every resource of `type_` in the subscription or group."""
+    subscription = request.param("subscription")
+    group = request.params.get("group")
+    if group:
+        require_resource_group(ctx, subscription, group)
+    else:
+        require_subscription(ctx, subscription)
+    return Response.json(200, {"value": ctx.state.of_type(subscription, type_, group)})
+
+
 def not_found(resource_id: str) -> ArmError:
     """ARM's 404 for an absent resource, worded as ARM words it."""
     parts = split_id(resource_id)

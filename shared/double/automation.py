@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from shared.double.arm import not_found, parent_not_found, require_resource_group, require_subscription
+from shared.double.arm import list_of_type, not_found, parent_not_found, require_resource_group
 from shared.double.base import ArmError, Context, Request, Response
 from shared.double.odata import FilterError, compile_filter
 from shared.double.util import format_duration, iso_offset, parse_datetime, parse_duration, utcnow
@@ -289,14 +289,7 @@ def _filtered(items: list[dict[str, Any]], request: Request) -> list[dict[str, A
 
 def accounts_list(ctx: Context, request: Request) -> Response:
     """AutomationAccount_List / _ListByResourceGroup: the accounts, as GET returns each."""
-    subscription = request.param("subscription")
-    group = request.params.get("group")
-    if group:
-        require_resource_group(ctx, subscription, group)
-    else:
-        require_subscription(ctx, subscription)
-    return Response.json(200, {"value": ctx.state.of_type(subscription, "Microsoft.Automation/automationAccounts",
-                                                          group)})
+    return list_of_type(ctx, request, "Microsoft.Automation/automationAccounts")
 
 
 def suc_list(ctx: Context, request: Request) -> Response:

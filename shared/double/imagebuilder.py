@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared.double.arm import not_found, require_resource_group, require_subscription
+from shared.double.arm import list_of_type, not_found, require_resource_group, require_subscription
 from shared.double.base import ArmError, Context, Request, Response
 from shared.double.estate import RunOutcome
 from shared.double.state import AsyncOperation
@@ -188,14 +188,7 @@ def template_get(ctx: Context, request: Request) -> Response:
 
 
 def template_list(ctx: Context, request: Request) -> Response:
-    subscription = request.param("subscription")
-    group = request.params.get("group")
-    if group:
-        require_resource_group(ctx, subscription, group)
-    else:
-        require_subscription(ctx, subscription)
-    items = ctx.state.of_type(subscription, f"{PROVIDER}/imageTemplates", group)
-    return Response.json(200, {"value": items})
+    return list_of_type(ctx, request, f"{PROVIDER}/imageTemplates")
 
 
 def template_put(ctx: Context, request: Request) -> Response:

@@ -20,7 +20,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from shared.double.arm import not_found, require_resource_group, require_subscription
+from shared.double.arm import list_of_type, not_found, require_resource_group
 from shared.double.base import ArmError, Context, Request, Response
 from shared.double.util import iso, merge_patch, utcnow
 
@@ -234,11 +234,4 @@ def config_delete(ctx: Context, request: Request) -> Response:
 
 
 def config_list(ctx: Context, request: Request) -> Response:
-    subscription = request.param("subscription")
-    group = request.params.get("group")
-    if group:
-        require_resource_group(ctx, subscription, group)
-    else:
-        require_subscription(ctx, subscription)
-    items = ctx.state.of_type(subscription, "Microsoft.Maintenance/maintenanceConfigurations", group)
-    return Response.json(200, {"value": items})
+    return list_of_type(ctx, request, "Microsoft.Maintenance/maintenanceConfigurations")

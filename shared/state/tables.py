@@ -399,12 +399,6 @@ def query_rows(
 # ---------------------------------------------------------------------------------------------
 
 
-def _transport(pool_size: int) -> Any:
-    from shared.azure.clients import pooled_transport
-
-    return pooled_transport(pool_size)
-
-
 class StateStore:
     """Holds the TableServiceClient and hands out TableClients by logical name.
 
@@ -491,7 +485,9 @@ class StateStore:
     def _build_service(self) -> Any:
         from azure.data.tables import TableServiceClient
 
-        options = dict(self._options, transport=_transport(self._pool_size))
+        from shared.azure.clients import pooled_transport
+
+        options = dict(self._options, transport=pooled_transport(self._pool_size))
         if self._connection_string is not None:
             service = TableServiceClient.from_connection_string(self._connection_string, **options)
         else:
