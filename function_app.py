@@ -12,7 +12,7 @@ from typing import Any
 import azure.functions as func
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-QUEUE = "remediations"  # shared.jobs.QUEUE; a literal here keeps start-up free of imports
+QUEUE = "remediations"  # shared.state.jobs.QUEUE; a literal here keeps start-up free of imports
 
 
 def _respond(result: tuple[int, Any, dict[str, str]]) -> func.HttpResponse:
@@ -26,14 +26,14 @@ def _respond(result: tuple[int, Any, dict[str, str]]) -> func.HttpResponse:
 
 
 def _caller(req: func.HttpRequest) -> str | None:
-    from shared.approval_flow import principal
+    from shared.approvals.flow import principal
 
     return principal(dict(req.headers))[0]
 
 
 @app.event_grid_trigger(arg_name="event")
 def on_event(event: func.EventGridEvent) -> None:
-    from shared.pipeline import eventgrid_dict, handle_event
+    from shared.decisions.pipeline import eventgrid_dict, handle_event
 
     handle_event(
         eventgrid_dict(
@@ -50,22 +50,22 @@ def on_event(event: func.EventGridEvent) -> None:
 
 @app.queue_trigger(arg_name="message", queue_name=QUEUE, connection="AzureWebJobsStorage")
 def on_remediation(message: func.QueueMessage) -> None:
-    from shared.pipeline import handle_job
+    from shared.decisions.pipeline import handle_job
 
     handle_job(message.get_body(), dequeue_count=message.dequeue_count or 1)
 
 
 @app.queue_trigger(arg_name="message", queue_name=QUEUE + "-poison", connection="AzureWebJobsStorage")
 def on_poison(message: func.QueueMessage) -> None:
-    from shared.pipeline import handle_poison
+    from shared.decisions.pipeline import handle_poison
 
     handle_poison(message.get_body())
 
 
 @app.timer_trigger(arg_name="timer", schedule="%REMEDIATOR_SWEEP_SCHEDULE%", run_on_startup=False)
 def on_sweep(timer: func.TimerRequest) -> None:
-    from shared.bootstrap import app as wired
-    from shared.pipeline import subscriptions_of, sweep_tick
+    from shared.decisions.pipeline import subscriptions_of, sweep_tick
+    from shared.wiring import app as wired
 
     state = wired()
     sweep_tick(state, subscriptions_of(state.policy.allowed_scopes))
@@ -73,60 +73,60 @@ def on_sweep(timer: func.TimerRequest) -> None:
 
 @app.route(route="diagnose", methods=["POST"])
 def diagnose(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.http_api import diagnose as handle
+    from shared.entry.diagnosis_api import diagnose as handle
 
     return _respond(handle(req.get_body(), req.params.get("source")))
 
 
 @app.route(route="scenarios", methods=["GET"])
 def scenarios(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.http_api import scenarios as handle
+    from shared.entry.diagnosis_api import scenarios as handle
 
     return _respond(handle())
 
 
 @app.route(route="alerts", methods=["POST"])
 def alerts(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.api import alerts as handle
-    from shared.bootstrap import app as wired
+    from shared.entry.operations_api import alerts as handle
+    from shared.wiring import app as wired
 
     return _respond(handle(wired(), req.get_body()))
 
 
 @app.route(route="remediations", methods=["GET"])
 def remediations(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.api import list_remediations
+    from shared.entry.operations_api import list_remediations
 
     return _respond(list_remediations())
 
 
 @app.route(route="remediations/{name}", methods=["POST"])
 def run_remediation(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.api import run_remediation as handle
-    from shared.bootstrap import app as wired
+    from shared.entry.operations_api import run_remediation as handle
+    from shared.wiring import app as wired
 
     return _respond(handle(wired(), req.route_params.get("name", ""), req.get_body(), _caller(req)))
 
 
 @app.route(route="operations/{id}", methods=["GET"])
 def operation(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.api import get_operation
-    from shared.bootstrap import app as wired
+    from shared.entry.operations_api import get_operation
+    from shared.wiring import app as wired
 
     return _respond(get_operation(wired(), req.route_params.get("id", "")))
 
 
 @app.route(route="history", methods=["GET"])
 def history(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.api import history as handle
-    from shared.bootstrap import app as wired
+    from shared.entry.operations_api import history as handle
+    from shared.wiring import app as wired
 
     return _respond(handle(wired(), dict(req.params)))
 
 
 @app.route(route="openapi.json", methods=["GET"])
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.openapi import openapi_document
+    from shared.entry.openapi import openapi_document
 
     return _respond(openapi_document())
 
@@ -135,16 +135,16 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
 # authentication on, a signed-in approver): no function key, so they open from Teams.
 @app.route(route="approvals/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def approval_page(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.api import approval_page as handle
-    from shared.bootstrap import app as wired
+    from shared.entry.operations_api import approval_page as handle
+    from shared.wiring import app as wired
 
     return _respond(handle(wired(), req.route_params.get("id", ""), dict(req.params), dict(req.headers)))
 
 
 @app.route(route="approvals/{id}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def approval_decision(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.api import approval_decision as handle
-    from shared.bootstrap import app as wired
+    from shared.entry.operations_api import approval_decision as handle
+    from shared.wiring import app as wired
 
     return _respond(handle(wired(), req.route_params.get("id", ""), dict(req.params), dict(req.headers),
                            req.get_body()))

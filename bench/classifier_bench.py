@@ -40,7 +40,7 @@ from bench._common import (  # noqa: E402
     verdict,
     write_results,
 )
-from shared.classifier import classify_text  # noqa: E402
+from shared.diagnosis.classifier import classify_text  # noqa: E402
 from tests.conftest import SEEDS  # noqa: E402
 from tests.guide_blocks import guide_blocks  # noqa: E402
 from tests.packer_logs import customization_log  # noqa: E402
@@ -101,7 +101,7 @@ def big_log_latencies(runs: int, logs: int) -> list[float]:
 
 
 def _run_jsonl(payload: bytes, workers: int, expected: int) -> float:
-    cmd = [sys.executable, "-m", "shared.cli", "diagnose", "--jsonl", "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "shared.entry.cli", "diagnose", "--jsonl", "--workers", str(workers)]
     start = time.perf_counter()
     out = subprocess.run(cmd, input=payload, capture_output=True, cwd=ROOT, check=True)
     elapsed = time.perf_counter() - start

@@ -2,8 +2,8 @@
 
 The project's real parts, wired as tests/pipeline_helpers.py wires them: a real Azurite (from
 ./node_modules) holds the state tables and the job queue; the local Azure double (its HTTP server
-in this process) answers the unmodified Azure SDK clients; `shared.pipeline.handle_event` decides
-and enqueues; `shared.pipeline.handle_job` carries the job out.
+in this process) answers the unmodified Azure SDK clients; `shared.decisions.pipeline.handle_event` decides
+and enqueues; `shared.decisions.pipeline.handle_job` carries the job out.
 
 Each scenario gets a fresh double (the sandbox estate plus N copies of the failed template
 `tpl-rhel-noartifacts`: "Builds finished but no artifacts were created", so the remediation is
@@ -50,15 +50,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench._common import OtherWork, machine, machine_line, percentile, table, write_results  # noqa: E402
-from shared.bootstrap import App  # noqa: E402
-from shared.double import AzureDouble, Estate, sandbox_estate  # noqa: E402
-from shared.double import server as double_server  # noqa: E402
-from shared.jobs import Job, JobQueue  # noqa: E402
-from shared.pipeline import Retry, handle_event, handle_job, handle_poison  # noqa: E402
-from shared.policy import Policy, PolicyMode  # noqa: E402
+from sandbox import AzureDouble, Estate, sandbox_estate  # noqa: E402
+from sandbox import server as double_server  # noqa: E402
+from shared.approvals.cards import Notifier  # noqa: E402
+from shared.approvals.links import new_key  # noqa: E402
+from shared.decisions.pipeline import Retry, handle_event, handle_job, handle_poison  # noqa: E402
+from shared.decisions.policy import Policy, PolicyMode  # noqa: E402
+from shared.state.jobs import Job, JobQueue  # noqa: E402
 from shared.state.tables import StateStore  # noqa: E402
-from shared.teams import Notifier  # noqa: E402
-from shared.tokens import new_key  # noqa: E402
+from shared.wiring import App  # noqa: E402
 from tests.azurite import Azurite  # noqa: E402
 from tests.pipeline_helpers import MAX_DEQUEUE, arm_failure_event  # noqa: E402
 from tests.sandbox import make_context  # noqa: E402

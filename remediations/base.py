@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.domain import Mode
+from shared.core.domain import Mode
 
 if TYPE_CHECKING:
     from remediations.context import Context
@@ -112,15 +112,16 @@ class Registry:
 
 
 REGISTRY = Registry()
+# One module per remediation, in a folder per service (scenarios.md's required names).
 MODULES = (
-    "register_resource_provider",
-    "extend_maintenance_window",
-    "increase_image_build_timeout",
-    "increase_image_build_vm_size",
-    "rerun_image_build",
-    "recreate_image_template",
-    "readd_changed_machines",
-    "remove_missing_machines",
+    "providers.register_resource_provider",
+    "schedules.extend_maintenance_window",
+    "image_builder.increase_image_build_timeout",
+    "image_builder.increase_image_build_vm_size",
+    "image_builder.rerun_image_build",
+    "image_builder.recreate_image_template",
+    "automation.readd_changed_machines",
+    "automation.remove_missing_machines",
 )
 
 

@@ -38,7 +38,7 @@ def is_operational(exc: BaseException) -> bool:
 
     from shared.azure.endpoints import RedirectRefused
     from shared.azure.insights import FetchRefused
-    from shared.errors import PayloadError
+    from shared.core.errors import PayloadError
 
     return isinstance(exc, (RemediationError, AzureError, FetchRefused, RedirectRefused, OSError, PayloadError))
 

@@ -18,8 +18,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.classifier import classify_text  # noqa: E402
-from shared.domain import Family  # noqa: E402
+from shared.core.domain import Family  # noqa: E402
+from shared.diagnosis.classifier import classify_text  # noqa: E402
 from tests.guide_blocks import guide_blocks  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"

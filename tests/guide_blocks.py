@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.catalog import SCENARIOS
+from shared.diagnosis.catalog import SCENARIOS
 
 # Older guide versions name a few sections differently.
 ALIASES = {"scenario-update-run-returns-failed-status": "um.run_failed_linux"}

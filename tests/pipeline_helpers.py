@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import App, use
-from shared.double import AzureDouble
-from shared.jobs import JobQueue
-from shared.pipeline import Retry, handle_event, handle_job, handle_poison
-from shared.policy import Policy, PolicyMode
+from sandbox import AzureDouble
+from shared.approvals.cards import Notifier
+from shared.approvals.links import new_key
+from shared.decisions.pipeline import Retry, handle_event, handle_job, handle_poison
+from shared.decisions.policy import Policy, PolicyMode
+from shared.state.jobs import JobQueue
 from shared.state.tables import StateStore
-from shared.teams import Notifier
-from shared.tokens import new_key
+from shared.wiring import App, use
 from tests.azurite import Azurite
 from tests.sandbox import Sleeps, make_context
 
@@ -177,7 +177,7 @@ def post_decision(app: App, approval_id: str, decision: str, token: str,
     """The confirmation page's form, posted."""
     from urllib.parse import urlencode
 
-    from shared import api
+    from shared.entry import operations_api as api
 
     body = urlencode({"decision": decision, "token": token}).encode()
     status, page, _ = api.approval_decision(app, approval_id, {}, headers or {}, body)

@@ -10,10 +10,10 @@ import pytest
 from remediations.context import Context
 from remediations.limits import Limits
 from remediations.vault import MemoryVault
+from sandbox import AzureDouble, sandbox_estate
 from shared.azure.clients import Clients
 from shared.azure.endpoints import Endpoints
 from shared.azure.retry import RetryPolicy
-from shared.double import AzureDouble, sandbox_estate
 
 
 class Sleeps:

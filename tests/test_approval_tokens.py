@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.tokens import TokenError, new_key, parse_keys, sign, verify
+from shared.approvals.links import TokenError, new_key, parse_keys, sign, verify
 
 KEY = b"k" * 32
 OLD_KEY = b"o" * 32

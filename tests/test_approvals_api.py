@@ -7,12 +7,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared import api
-from shared.bootstrap import App
-from shared.double import AzureDouble
-from shared.pipeline import handle_event
-from shared.policy import Policy, PolicyMode
-from shared.tokens import sign
+from sandbox import AzureDouble
+from shared.approvals.links import sign
+from shared.decisions.pipeline import handle_event
+from shared.decisions.policy import Policy, PolicyMode
+from shared.entry import operations_api as api
+from shared.wiring import App
 from tests.pipeline_helpers import (
     Links,
     activity_alert,

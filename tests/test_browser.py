@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import App
-from shared.devserver import DevServer
-from shared.double import AzureDouble
-from shared.pipeline import handle_event
-from shared.policy import Policy, PolicyMode
+from sandbox import AzureDouble
+from sandbox.devserver import DevServer
+from shared.decisions.pipeline import handle_event
+from shared.decisions.policy import Policy, PolicyMode
+from shared.wiring import App
 from tests.conftest import ROOT
 from tests.pipeline_helpers import arm_failure_event, drain
 

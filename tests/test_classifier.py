@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.catalog import BY_ID, SCENARIOS
-from shared.classifier import MAX_SCAN, classify, classify_text, last_customizer
-from shared.domain import Failure, Family, Mode, SourceKind
+from shared.core.domain import Failure, Family, Mode, SourceKind
+from shared.diagnosis.catalog import BY_ID, SCENARIOS
+from shared.diagnosis.classifier import MAX_SCAN, classify, classify_text, last_customizer
 from tests.packer_logs import customization_log
 
 # The guides describe these only in prose: the symptom as an engineer reports it.

@@ -17,7 +17,7 @@ CONTRACT_KEYS = {"scenario", "confidence", "title", "evidence", "remediations", 
 def remediator(*args: str, stdin: str | bytes = b"") -> subprocess.CompletedProcess[bytes]:
     data = stdin.encode() if isinstance(stdin, str) else stdin
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args], input=data, capture_output=True, cwd=ROOT, timeout=60,
+        [sys.executable, "-m", "shared.entry.cli", *args], input=data, capture_output=True, cwd=ROOT, timeout=60,
         check=False,
     )
 
@@ -44,7 +44,7 @@ def test_diagnose_file_readable_summary(tmp_path: Path) -> None:
 
 
 def test_batch_of_events_gives_a_json_list(tmp_path: Path) -> None:
-    sample = ROOT / "shared" / "samples" / "update-manager-post-maintenance.json"
+    sample = ROOT / "shared" / "diagnosis" / "samples" / "update-manager-post-maintenance.json"
     result = remediator("diagnose", "--json", str(sample))
     body = json.loads(result.stdout)
     assert isinstance(body, list) and len(body) == 2
@@ -76,7 +76,7 @@ def test_missing_file_is_a_clear_error() -> None:
 
 
 def test_jsonl_one_line_out_per_line_in_and_in_order() -> None:
-    event = json.loads((ROOT / "shared" / "samples" / "update-manager-post-maintenance.json").read_text())
+    event = json.loads((ROOT / "shared" / "diagnosis" / "samples" / "update-manager-post-maintenance.json").read_text())
     lines = [
         json.dumps({"text": TIMEOUT, "source": "aib"}),
         json.dumps({"text": "MaintenanceWindowExceeded", "source": "update"}),

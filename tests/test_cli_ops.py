@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.double import AzureDouble
+from sandbox import AzureDouble
 from tests.conftest import ROOT
 
 REMEDIATIONS = {"register-resource-provider", "extend-maintenance-window", "increase-image-build-timeout",
@@ -21,7 +21,7 @@ REMEDIATIONS = {"register-resource-provider", "extend-maintenance-window", "incr
 
 
 def remediator(*args: str, env: dict[str, str] | None = None, timeout: int = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "shared.entry.cli", *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=timeout, check=False, env={**os.environ, **(env or {})})
 
 
@@ -103,7 +103,7 @@ def test_sweep_dry_run_in_suggest_mode_proposes_and_changes_nothing() -> None:
 
 @pytest.fixture
 def sandbox() -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "sandbox"], stdout=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "shared.entry.cli", "sandbox"], stdout=subprocess.PIPE, text=True,
                             cwd=ROOT)
     yield proc
     proc.send_signal(signal.SIGTERM)

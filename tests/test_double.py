@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from sandbox import AzureDouble, Estate, RunOutcome, sandbox_estate
+from sandbox.util import parse_duration
 from shared.azure.clients import Clients
 from shared.azure.endpoints import Endpoints
-from shared.double import AzureDouble, Estate, RunOutcome, sandbox_estate
-from shared.double.util import parse_duration
 from tests.double_helpers import Spec, call
 
 AUTOMATION = "2024-10-23"

@@ -4,10 +4,10 @@ its customization.log, the guide's Log Analytics queries where a workspace is kn
 from __future__ import annotations
 
 from remediations.context import Context
-from shared.domain import Failure, Family, SourceKind
-from shared.double import AzureDouble
-from shared.enrich import diagnose, enrich
-from shared.envelopes import parse_payload
+from sandbox import AzureDouble
+from shared.core.domain import Failure, Family, SourceKind
+from shared.diagnosis.enrichment import diagnose, enrich
+from shared.diagnosis.envelopes import parse_payload
 from tests.pipeline_helpers import arm_failure_event
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared.domain import Family, SourceKind
-from shared.envelopes import parse_input, parse_payload, validation_code
-from shared.errors import PayloadError
+from shared.core.domain import Family, SourceKind
+from shared.core.errors import PayloadError
+from shared.diagnosis.envelopes import parse_input, parse_payload, validation_code
 
 SUB = "5f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 TEMPLATE = (f"/subscriptions/{SUB}/resourceGroups/rg-img/providers/Microsoft.VirtualMachineImages/"

@@ -12,9 +12,9 @@ import azure.functions as func
 import pytest
 
 import function_app
-from shared.bootstrap import App
-from shared.double import AzureDouble
-from shared.errors import PayloadError
+from sandbox import AzureDouble
+from shared.core.errors import PayloadError
+from shared.wiring import App
 from tests.conftest import ROOT
 
 
@@ -101,7 +101,7 @@ def test_event_grid_trigger_raises_on_a_malformed_event_so_it_is_retried(wired: 
 
 
 def test_queue_trigger_runs_the_job_and_the_poison_trigger_records_it(wired: App, double: AzureDouble) -> None:
-    from shared.jobs import Job
+    from shared.state.jobs import Job
 
     def message(mid: str, body: bytes) -> func.QueueMessage:
         """The message type the Functions worker hands a queue trigger (with its dequeue count)."""
@@ -138,8 +138,8 @@ def test_the_app_wires_itself_from_settings_and_survives_an_unset_webhook_secret
     """As deployed: the webhook secret not set yet leaves App Service's reference unresolved."""
     import base64
 
-    from shared.bootstrap import App
-    from shared.tokens import new_key
+    from shared.approvals.links import new_key
+    from shared.wiring import App
 
     env = {"AzureWebJobsStorage": azurite.connection_string, "REMEDIATOR_SIGNING_KEY": base64.b64encode(
            new_key()).decode(), "REMEDIATOR_MODE": "auto", "WEBSITE_HOSTNAME": "func-x.azurewebsites.net",

@@ -1,6 +1,6 @@
 """The OpenAPI document, and fuzzing every HTTP route and the Event Grid handler against it.
 
-The document (`shared.openapi.spec`) is valid OpenAPI 3.0, lists exactly the routes
+The document (`shared.entry.openapi.spec`) is valid OpenAPI 3.0, lists exactly the routes
 `function_app.py` binds (with their auth levels), and describes what the handlers really
 answer. Then generated and mutated payloads
 (huge bodies, deep nesting, wrong types, invalid UTF-8, random bytes, real payloads with
@@ -46,14 +46,14 @@ from openapi_schema_validator import validate as validate_schema
 from openapi_spec_validator import validate as validate_spec
 
 import function_app
-from shared.approval_flow import links as approval_links
-from shared.bootstrap import App
-from shared.devserver import DevServer, routes
-from shared.double import AzureDouble
-from shared.errors import PayloadError
-from shared.openapi import openapi_document, spec
-from shared.pipeline import handle_event
-from shared.policy import Policy, PolicyMode
+from sandbox import AzureDouble
+from sandbox.devserver import DevServer, routes
+from shared.approvals.flow import links as approval_links
+from shared.core.errors import PayloadError
+from shared.decisions.pipeline import handle_event
+from shared.decisions.policy import Policy, PolicyMode
+from shared.entry.openapi import openapi_document, spec
+from shared.wiring import App
 from tests.conftest import ROOT
 from tests.pipeline_helpers import activity_alert, arm_failure_event, cards, principal_header
 from tests.test_security import OutboundGuard
@@ -112,7 +112,7 @@ OPENAPI_ROUTE = ("GET", "/openapi.json")
 OPENAPI_BINDING = '''
 @app.route(route="openapi.json", methods=["GET"])
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.openapi import openapi_document
+    from shared.entry.openapi import openapi_document
 
     return _respond(openapi_document())
 '''
@@ -164,9 +164,11 @@ def test_openapi_document_route_answers_the_document_through_the_binding_adapter
 
 
 def test_openapi_limits_are_the_handlers_limits() -> None:
-    from shared import api, http_api, openapi
-    from shared.envelopes._reader import MAX_ID_CHARS
-    from shared.tokens import MAX_TOKEN_CHARS
+    from shared.approvals.links import MAX_TOKEN_CHARS
+    from shared.diagnosis.envelopes._reader import MAX_ID_CHARS
+    from shared.entry import diagnosis_api as http_api
+    from shared.entry import openapi
+    from shared.entry import operations_api as api
 
     assert (openapi.MAX_HISTORY, openapi.MAX_PARAMS, openapi.MAX_PARAM_CHARS, openapi.MAX_PARAM_NAME,
             openapi.MAX_PARAMS_JSON) == (api.MAX_HISTORY, api.MAX_PARAMS, api.MAX_PARAM_CHARS, api.MAX_PARAM_NAME,
@@ -180,8 +182,9 @@ def test_openapi_limits_are_the_handlers_limits() -> None:
 
 
 def test_openapi_module_imports_nothing_heavy() -> None:
-    code = ("import sys, shared.openapi as o; o.spec(); print(sorted(m for m in sys.modules "
-            "if m.startswith(('azure', 'remediations', 'shared.bootstrap', 'shared.state', 'shared.pipeline'))))")
+    code = ("import sys, shared.entry.openapi as o; o.spec(); print(sorted(m for m in sys.modules "
+            "if m.startswith(('azure', 'remediations', 'shared.wiring', 'shared.state', "
+            "'shared.decisions.pipeline'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, check=True, timeout=60)
     assert out.stdout.strip() == b"[]"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import BY_ID
-from shared.classifier import classify_text
-from shared.domain import Family
+from shared.core.domain import Family
+from shared.diagnosis.catalog import BY_ID
+from shared.diagnosis.classifier import classify_text
 from tests.conftest import SEEDS
 from tests.guide_blocks import Block, guide_blocks
 

@@ -10,8 +10,8 @@ import azure.functions as func
 import pytest
 
 import function_app
-from shared.bootstrap import App
-from shared.double import AzureDouble
+from sandbox import AzureDouble
+from shared.wiring import App
 from tests.pipeline_helpers import drain
 
 
@@ -81,7 +81,7 @@ def test_bad_remediation_requests_get_a_4xx_naming_the_field(wired: App, name: s
 
 
 def test_a_target_outside_the_allowed_scopes_is_forbidden(wired: App, double: AzureDouble) -> None:
-    from shared.policy import Policy, PolicyMode
+    from shared.decisions.policy import Policy, PolicyMode
 
     wired.policy = Policy(PolicyMode.AUTO, allowed_scopes=("/subscriptions/00000000-0000-0000-0000-000000000000",))
     status, body = run("rerun-image-build", {"target": double.refs["template:tpl-rhel-noartifacts"]})

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from remediations._durations import format_hhmm, format_iso, parse_any, parse_hhmm, parse_iso
 from remediations.limits import LimitError, Limits
+from remediations.schedules.durations import format_hhmm, format_iso, parse_any, parse_hhmm, parse_iso
 
 
 def test_defaults_are_the_service_limits() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared.diagnose import diagnose_input
-from shared.envelopes import validation_code
-from shared.errors import PayloadError
+from shared.core.errors import PayloadError
+from shared.diagnosis.envelopes import validation_code
+from shared.diagnosis.offline import diagnose_input
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "payloads"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))

@@ -9,10 +9,10 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from shared.bootstrap import App
-from shared.double import AzureDouble
-from shared.pipeline import handle_event
-from shared.policy import Policy, PolicyMode
+from sandbox import AzureDouble
+from shared.decisions.pipeline import handle_event
+from shared.decisions.policy import Policy, PolicyMode
+from shared.wiring import App
 from tests.pipeline_helpers import arm_failure_event, cards, drain
 
 
@@ -84,7 +84,7 @@ def test_poison_a_job_that_keeps_failing_becomes_a_failed_record_and_a_notice(ap
 
 
 def test_poison_an_unreadable_message_is_recorded_not_lost(app: App) -> None:
-    from shared.pipeline import handle_poison
+    from shared.decisions.pipeline import handle_poison
 
     handle_poison(b"\xff{not json", app)
     [poison] = app.audit.query(kind="poison")
@@ -121,7 +121,7 @@ def test_observe_mode_records_the_decision_only(app: App, double: AzureDouble) -
 def test_ledger_a_malformed_event_raises_so_event_grid_retries(app: App) -> None:
     import pytest
 
-    from shared.errors import PayloadError
+    from shared.core.errors import PayloadError
 
     with pytest.raises(PayloadError, match="eventType"):
         handle_event({"id": "x1", "subject": "/s", "eventTime": "2026-11-21T02:14:09Z", "data": {}}, app)

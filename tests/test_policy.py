@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.domain import Mode
-from shared.policy import Action, MemoryBudget, Policy, PolicyError, PolicyMode
+from shared.core.domain import Mode
+from shared.decisions.policy import Action, MemoryBudget, Policy, PolicyError, PolicyMode
 
 VM_TEMPLATE = "/subscriptions/s1/resourceGroups/rg-images/providers/Microsoft.VirtualMachineImages/imageTemplates/t"
 

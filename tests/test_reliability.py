@@ -18,11 +18,11 @@ import pytest
 
 from remediations.base import Result
 from remediations.runner import execute
+from sandbox import AzureDouble, sandbox_estate
 from shared.azure.retry import RetryPolicy
-from shared.bootstrap import App
-from shared.double import AzureDouble, sandbox_estate
-from shared.pipeline import handle_event
-from shared.policy import Policy, PolicyMode
+from shared.decisions.pipeline import handle_event
+from shared.decisions.policy import Policy, PolicyMode
+from shared.wiring import App
 from tests.azurite import Azurite
 from tests.conftest import ROOT
 from tests.pipeline_helpers import arm_failure_event, drain
@@ -75,7 +75,7 @@ def test_a_process_killed_between_delete_and_recreate_is_restored_by_the_next_at
     env = {**os.environ, "REMEDIATOR_ARM_ENDPOINT": double.arm_url, "REMEDIATOR_LOGS_ENDPOINT": double.logs_url,
            "REMEDIATOR_VAULT_DIR": str(tmp_path / "vault")}
     double.faults.set_latency("imageTemplates.put", 30_000)  # the recreate hangs: a window to kill in
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "run", "increase-image-build-timeout",
+    proc = subprocess.Popen([sys.executable, "-m", "shared.entry.cli", "run", "increase-image-build-timeout",
                              "--target", tpl, "--json"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -89,7 +89,7 @@ def test_a_process_killed_between_delete_and_recreate_is_restored_by_the_next_at
     double.faults.clear()
     double.state.finish_operations()
     if double.state.get(tpl) is None:  # the hung PUT never landed: the next attempt restores it
-        again = subprocess.run([sys.executable, "-m", "shared.cli", "run", "increase-image-build-timeout",
+        again = subprocess.run([sys.executable, "-m", "shared.entry.cli", "run", "increase-image-build-timeout",
                                 "--target", tpl, "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
                                timeout=120, check=False)
         assert again.returncode == 0, again.stdout + again.stderr

@@ -13,7 +13,7 @@ from remediations.base import Result, registry
 from remediations.context import Context
 from remediations.limits import Limits
 from remediations.runner import execute
-from shared.double import AzureDouble
+from sandbox import AzureDouble
 from tests.sandbox import Sleeps, make_context
 
 WRITES = ("PUT", "PATCH", "POST", "DELETE")

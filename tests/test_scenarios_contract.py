@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shared.catalog import BY_ID
+from shared.diagnosis.catalog import BY_ID
 from tests.conftest import SHARED
 
 

@@ -31,18 +31,18 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from shared import api
+from sandbox import AzureDouble
+from sandbox.devserver import DevServer
+from shared.approvals.cards import Notifier, WebhookRefused, check_webhook
+from shared.approvals.links import new_key
 from shared.azure.clients import Clients
 from shared.azure.endpoints import EndpointError, Endpoints, RedirectRefused
 from shared.azure.insights import FetchRefused, Insights
-from shared.bootstrap import App
-from shared.devserver import DevServer
-from shared.double import AzureDouble
-from shared.pipeline import handle_event
-from shared.policy import Policy, PolicyMode
+from shared.decisions.pipeline import handle_event
+from shared.decisions.policy import Policy, PolicyMode
+from shared.entry import operations_api as api
 from shared.state.tables import DEV_KEY
-from shared.teams import Notifier, WebhookRefused, check_webhook
-from shared.tokens import new_key
+from shared.wiring import App
 from tests.azurite import FakeClock, race
 from tests.pipeline_helpers import (
     Links,
@@ -496,7 +496,8 @@ def test_security_no_secret_reaches_the_logs_the_audit_trail_or_stderr(
         def boom() -> Any:
             raise RuntimeError("a handler that fails")
 
-        monkeypatch.setattr("shared.http_api.scenarios", boom)  # the dev server answers 500, as the host does
+        # the dev server answers 500, as the host does
+        monkeypatch.setattr("shared.entry.diagnosis_api.scenarios", boom)
         assert fetch(f"{server.url}/api/scenarios?code={FUNCTION_KEY}&token={token}")[0] == 500
 
     secrets: list[str] = [FUNCTION_KEY, token, reject_token, DEV_KEY]

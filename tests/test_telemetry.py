@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 
 CHILD = r"""
 import logging, os
-from shared import telemetry
+from shared.core import telemetry
 assert telemetry.configure()
 logging.getLogger("remediator.pipeline").info(
     "apply: rerun-image-build on /subscriptions/s/t (policy)",
@@ -82,7 +82,7 @@ def test_logs_and_metrics_reach_application_insights_with_their_dimensions(
 
 
 def test_without_a_connection_string_nothing_is_configured_or_imported() -> None:
-    code = ("import sys; from shared import telemetry; print(telemetry.configure({})); "
+    code = ("import sys; from shared.core import telemetry; print(telemetry.configure({})); "
             "telemetry.remediation('x', 'applied'); print('azure.monitor.opentelemetry' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           check=True)

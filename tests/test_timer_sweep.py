@@ -7,10 +7,10 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-from shared.bootstrap import App
-from shared.double import AzureDouble
-from shared.pipeline import handle_event, subscriptions_of, sweep_tick
-from shared.policy import Policy, PolicyMode
+from sandbox import AzureDouble
+from shared.decisions.pipeline import handle_event, subscriptions_of, sweep_tick
+from shared.decisions.policy import Policy, PolicyMode
+from shared.wiring import App
 from tests.pipeline_helpers import arm_failure_event, drain
 
 

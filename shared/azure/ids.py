@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.errors import PayloadError
+from shared.core.errors import PayloadError
 
 
 class InvalidResourceId(PayloadError):

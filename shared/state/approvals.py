@@ -5,7 +5,7 @@ led to it, so the approver decides on what will actually run. It moves once, fro
 `pending` to `approved`, `rejected`, `expired` or `withdrawn`; every move is an
 ETag-conditional replace, so of concurrent deciders exactly one wins and the others
 get `already_decided`. That single transition is also what makes approval-link tokens
-single-use (see `shared.tokens`).
+single-use (see `shared.approvals.links`).
 """
 
 from __future__ import annotations

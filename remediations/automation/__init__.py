@@ -1,0 +1,1 @@
+"""Remediations on Automation Update Management deployments, with what they share (`machines`)."""

@@ -1,0 +1,1 @@
+"""Remediations on Azure VM Image Builder templates, with what they share (`templates`)."""

@@ -1,0 +1,1 @@
+"""Remediations on resource providers (Microsoft.Resources): registration."""

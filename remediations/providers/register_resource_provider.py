@@ -1,0 +1,67 @@
+"""Register a resource provider on a subscription and wait until it is `Registered`.
+
+Only namespaces on the configured allow-list (default Microsoft.Automation): the
+deployed role grants `register/action` for exactly those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from remediations.base import Change, Plan, RemediationError, noop, register
+from remediations.context import Context
+from shared.core.domain import Mode
+
+NAME = "register-resource-provider"
+
+
+def subscription_of(target: str) -> str:
+    parts = [p for p in target.strip().split("/") if p]
+    if len(parts) >= 2 and parts[0].lower() == "subscriptions":
+        return parts[1]
+    raise RemediationError(f"target {target!r} is not a subscription (/subscriptions/<id>) or a resource in one")
+
+
+@register
+class RegisterResourceProvider:
+    name = NAME
+    fixes = ("um.rp_not_registered",)
+    mode = Mode.AUTO
+    summary = "registers a resource provider (default Microsoft.Automation) and waits for Registered"
+    target_kind = "subscription"
+    params = (("namespace", "the provider namespace (default Microsoft.Automation; must be allowed)"),)
+    limit_names = ("register_namespaces", "register_wait_seconds")
+
+    def _namespace(self, params: Mapping[str, str], ctx: Context) -> str:
+        wanted = params.get("namespace") or "Microsoft.Automation"
+        allowed = {n.lower(): n for n in ctx.limits.register_namespaces}
+        if wanted.lower() not in allowed:
+            raise RemediationError(f"namespace {wanted} is not in register_namespaces ({', '.join(allowed.values())})")
+        return allowed[wanted.lower()]
+
+    def plan(self, target: str, params: Mapping[str, str], ctx: Context) -> Plan:
+        subscription = subscription_of(target)
+        namespace = self._namespace(params, ctx)
+        limits = (("register_namespaces", ",".join(ctx.limits.register_namespaces)),)
+        state = ctx.providers.state(subscription, namespace)
+        sub_id = f"/subscriptions/{subscription}"
+        if state == "Registered":
+            return noop(NAME, sub_id, f"{namespace} is already Registered", limits)
+        change = Change(f"{sub_id}/providers/{namespace}", "register", "registrationState", state, "Registered")
+        return Plan(NAME, sub_id, (change,), f"{namespace} is {state} on the subscription", limits,
+                    {"subscription": subscription, "namespace": namespace})
+
+    def apply(self, plan: Plan, ctx: Context) -> None:
+        subscription, namespace = plan.request["subscription"], plan.request["namespace"]
+        state = ctx.providers.register(subscription, namespace)
+        waited, delay = 0.0, 1.0
+        while state != "Registered":
+            if waited >= ctx.limits.register_wait_seconds:  # counted in sleeps, so an injected sleep bounds it too
+                raise RemediationError(f"{namespace} still {state} after {waited:.0f} s")
+            ctx.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 15.0)
+            state = ctx.providers.state(subscription, namespace)
+
+    def verify(self, plan: Plan, ctx: Context) -> bool:
+        return ctx.providers.state(plan.request["subscription"], plan.request["namespace"]) == "Registered"

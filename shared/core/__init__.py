@@ -1,0 +1,1 @@
+"""What every stage shares: frozen domain values, payload errors, telemetry. Imports nothing of ours."""

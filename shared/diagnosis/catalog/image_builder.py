@@ -1,0 +1,321 @@
+"""Azure VM Image Builder rows: the `aib.*` scenarios of its troubleshooting guide
+(learn.microsoft.com/azure/virtual-machines/linux/image-builder-troubleshoot), which also place
+plain Packer `azure-arm` failures of the same causes."""
+
+from __future__ import annotations
+
+from shared.core.domain import Family, Mode
+from shared.diagnosis.catalog.model import ADVICE_ONLY, WORD, Scenario, Sig, ref
+
+# A Packer download progress line: "big.iso 1.01 GiB / 1.45 GiB ... 69.66%".
+_UNIT = r"\d+(?:\.\d+)? ?(?:b|kb|mb|gb|kib|mib|gib)"
+_PROGRESS = _UNIT + " / " + _UNIT + r"\b.{0,60}?\d+(?:\.\d+)?%"
+# The same image read fails as "not authorised" (403) or "not found" (404): the code decides.
+_NOT_FOUND = ("statuscode=404", "status=404", "resourcenotfound")
+_FORBIDDEN = ("statuscode=403", "status=403", "authorizationfailed")
+
+ROWS: tuple[Scenario, ...] = (
+    Scenario(
+        "aib.template_update_not_supported", Family.AIB, "Update/Upgrade of image templates is not supported",
+        "updateupgrade-of-image-templates-is-currently-not-supported",
+        (
+            Sig("of image templates is currently not supported", 10),
+            Sig("update/upgrade of image template", 9),
+            Sig("template", 6, r"(?:cannot|can't|unable to|not possible to|not allowed to)\W+(?:\w+\W+){0,2}"
+                r"(?:update|modify|change|redeploy|resubmit)\W+(?:\w+\W+){0,3}(?:the\W+)?(?:an\W+)?"
+                r"(?:existing\W+)?(?:image\W*)?template"),
+            Sig("template", 5, r"image ?template\W+(?:\w+\W+){0,4}already exists"),
+            Sig("supported", 7, r"(?:updat|upgrad)\w*(?:/(?:updat|upgrad)\w*)?\W+(?:\w+\W+){0,2}(?:image ?)?templates?"
+                r"\W+(?:\w+\W+){0,2}(?:is ?n[o']?t|are ?n[o']?t|not|never) supported"),
+        ),
+        (ref("recreate-image-template", Mode.APPROVAL),),
+        (
+            "The template already exists, and image templates cannot be updated in place: a failed "
+            "submission leaves the failed template behind. Delete it, then submit the template again.",
+        ),
+    ),
+    Scenario(
+        "aib.deployment_failed_permissions", Family.AIB,
+        "Resource operation completed with terminal provisioning state 'Failed'",
+        "the-resource-operation-completed-with-terminal-provisioning-state-failed",
+        (
+            Sig("terminal provisioning state", 9, r"(?:virtualmachineimages|imagetemplate|image template|"
+                r"image builder).{0,400}terminal provisioning state|terminal provisioning state.{0,400}"
+                r"(?:virtualmachineimages|imagetemplate|image template|image builder|internaloperationerror)"),
+            Sig("terminal provisioning state", 3.5),
+            Sig("resourcedeploymentfailure", 3.5),
+            Sig("internaloperationerror", 3.5),
+        ),
+        ADVICE_ONLY,
+        (
+            "Mostly missing permissions: give the Image Builder identity access to the source image or "
+            "Shared Image Gallery resource group, the distribution image or gallery, and any storage "
+            "account, container or blob the File customizer reads.",
+        ),
+    ),
+    Scenario(
+        "aib.authorization_failed", Family.AIB, "Error getting managed image: authorization failed",
+        "error-getting-managed-image",
+        (
+            Sig("error getting managed image", 9, unless=_NOT_FOUND),
+            Sig("step failed: error getting", 8, unless=_NOT_FOUND),
+            Sig("does not have authorization to perform action", 8,
+                r"does not have authorization to perform action\W+microsoft\.(?:compute/(?:images|galleries|"
+                r"disks|snapshots)|virtualmachineimages|managedidentity)"),
+            Sig("does not have authorization to perform action", 3.0),
+            Sig("authorizationfailed", 3.0),
+            Sig("403", 5, r"(?:image builder|aib|imagetemplate|packer).{0,300}(?:403|forbidden)"),
+        ),
+        ADVICE_ONLY,
+        (
+            "The Image Builder identity lacks a permission: grant the action named in the error over the "
+            "scope named in the error (source image or gallery resource group, distribution target, "
+            "storage for File customizers).",
+        ),
+    ),
+    Scenario(
+        "aib.source_image_not_found", Family.AIB, "Build step failed for image version: source not found",
+        "build--step-failed-for-image-version",
+        (
+            Sig("step failed for image version", 9, unless=_FORBIDDEN),
+            Sig("error getting image version", 8, unless=_FORBIDDEN),
+            Sig("galleryimageversionsclient#get", 8, unless=_FORBIDDEN),
+            Sig("resourcenotfound", 9.5, r"(?:managed image|image version|imagesclient#get|microsoft\.compute/images/|"
+                r"/versions/|sharedimageversion|gallery version|source image).{0,400}resourcenotfound|"
+                r"resourcenotfound.{0,300}(?:managed image|image version|microsoft\.compute/images/|/versions/|"
+                r"(?:that|the|this|source|gallery) version)"),
+            Sig("image", 7, rf"(?:source|base|platform|marketplace|gallery)\W+image\W+{WORD}{{0,8}}(?:not found|"
+                r"was not found|does not exist|doesn't exist|could not be found|cannot be found|not available)"),
+            Sig("image", 6, r"(?:platformimagenotfound|imageversionnotfound|galleryimagenotfound)"),
+        ),
+        ADVICE_ONLY,
+        (
+            "Image Builder cannot find the source image: check the image reference is right and that the "
+            "image (version) exists in the template's region.",
+        ),
+    ),
+    Scenario(
+        "aib.external_file_download_failed", Family.AIB, "Downloading external file to local file failed",
+        "downloading-external-file-to-local-file",
+        (
+            Sig("downloading external file", 9),
+            Sig("customizer.fp", 7),
+            Sig("error downloading", 8, r"error downloading\W+'[^']*'\W+to\W+'"),
+            Sig("sourceuri", 6, r"(?:file customizer|sourceuri).{0,200}(?:404|403|not ?found|forbidden|"
+                r"authorizationpermissionmismatch|could not download|failed to download|unreachable)"),
+        ),
+        ADVICE_ONLY,
+        (
+            "The file name or location is wrong, or the location cannot be reached: check the file is "
+            "reachable from the build VM and that its name and location are correct.",
+        ),
+    ),
+    Scenario(
+        "aib.customizer_failed", Family.AIB, "Packer build command failure (a customizer failed)",
+        "packer-build-command-failure",
+        (
+            Sig("packer build command has failed", 8, generic=True),
+            Sig("during the image build a failure has occurred", 8, generic=True),
+            Sig("during the image build, a failure has occurred", 8, generic=True),
+            Sig("packerbuildfailed", 8, generic=True),
+            Sig("build/customization step failed", 7, generic=True),
+            Sig("error when executing packerizer", 6, generic=True),
+            Sig("script exited with non-zero exit status", 7),
+            Sig("provisioning step had errors", 7),
+            # not the wrapper's own "which build/customization step failed"
+            Sig("customiz", 6, r"(?<!build/)customi[sz](?:er|ation)\W+(?:\w+\W+){0,4}(?:fail|error)"),
+            Sig("(telemetry) starting provisioner", 2, generic=True),
+        ),
+        ADVICE_ONLY,
+        (
+            "A customization failed: open customization.log and search for '(telemetry)'; the last "
+            "'Starting provisioner' without its 'ending' line is the customizer that failed.",
+        ),
+    ),
+    Scenario(
+        "aib.build_timeout", Family.AIB, "Build timeout exceeded", "timeout-exceeded",
+        (
+            Sig("timeout waiting for microservice to complete", 10),
+            Sig("failed while waiting for packerizer: timeout", 9),
+            Sig("context deadline exceeded", 3.5),
+            Sig("buildtimeoutinminutes", 3),
+            Sig("build", 6, r"(?:image )?build\w*\W+(?:\w+\W+){0,4}(?:timed? ?out|timing out|times out|"
+                r"time-?out|exceed\w* (?:the )?(?:build )?time)(?! waiting for (?:winrm|ssh))"),
+            Sig("build timeout", 5),
+        ),
+        (ref("increase-image-build-timeout", Mode.AUTO),),
+        (
+            "Review customization.log from the bottom for the last '(telemetry)' customizer; check scripts "
+            "for prompts (use quiet options such as `apt-get install -y`) and waits.",
+            "Use a script or inline download instead of the File customizer for files over 20 MB.",
+            "If the customization needs more time, raise buildTimeoutInMinutes (default 4 hours, at most "
+            "960); for heavy work consider a larger build VM size.",
+        ),
+    ),
+    Scenario(
+        "aib.large_file_download", Family.AIB, "Long file download time (File customizer)", "long-file-download-time",
+        (
+            Sig(" b / ", 6, r"\d+ b / \d+ b \d+(?:\.\d+)?%"),
+            Sig("ib / ", 6, _PROGRESS),
+            Sig("b / ", 4, _PROGRESS),
+            Sig("provisioner file", 4, r"provisioner file.{0,600}" + _PROGRESS),
+            Sig("customizer", 7, r"(?:\d+ ?gb|\d+(?:\.\d+)? ?gib|large|big|huge)\W+(?:\w+\W+){0,3}(?:iso|zip|file|"
+                r"installer|media)\w*\W+(?:\w+\W+){0,6}file\W{0,2} customizer|"
+                r"file\W{0,2} customizer\W+(?:\w+\W+){0,10}(?:large|big|huge|slow|hours|\d+ ?h\b|"
+                r"\d+ ?gb|\d+(?:\.\d+)? ?gib|gigabyte)"),
+            Sig("download", 5, r"(?:large|big|huge|\d+ ?gb)\W+(?:\w+\W+){0,3}(?:file|iso|zip|installer)\w*"
+                r"\W+(?:\w+\W+){0,6}(?:takes?|took|taking) (?:hours|forever|very long|ages)"),
+            Sig("hours later", 3),
+        ),
+        ADVICE_ONLY,
+        (
+            "The File customizer suits only small files (under 20 MB). Download large files with a script "
+            "or inline command instead: wget or curl on Linux, Invoke-WebRequest on Windows.",
+        ),
+    ),
+    Scenario(
+        "aib.sig_replication_timeout", Family.AIB, "Error waiting on Shared Image Gallery (replication timeout)",
+        "error-waiting-on-shared-image-gallery",
+        (
+            Sig("error waiting on shared image gallery", 10),
+            Sig("publishing mdi to shared image gallery", 8),
+            Sig("error returned from sig client", 8),
+            Sig("replicat", 3.5, r"replicat\w*.{0,160}(?:timed? ?out|timeout|deadline|too long|takes? hours)"),
+            Sig("gallery", 3, r"gallery.{0,200}replicat|replicat\w*.{0,200}gallery"),
+        ),
+        (ref("increase-image-build-timeout", Mode.APPROVAL),),
+        (
+            "Image Builder timed out waiting for the gallery to replicate the image. The image version was "
+            "probably created and replication goes on: check the distribution runOutput for its "
+            "properties, and raise buildTimeoutInMinutes for the next build.",
+        ),
+    ),
+    Scenario(
+        "aib.low_resources", Family.AIB, "Low Windows resources on the build VM",
+        "low-windows-resource-information-events",
+        (
+            Sig("system shutdown is in progress", 8),
+            Sig("machine not yet available (exit status 1115)", 8),
+            Sig("errored: unexpected eof", 8),
+            Sig("exited with code: 101", 5),
+            Sig("system performance:", 3),
+            Sig("windows modules installer to exit", 4),
+            Sig("out of", 5, r"(?:running out of|ran out of|out of)\W+(?:memory|resources|disk space)"),
+            Sig("resource", 5, r"(?:low|insufficient|exhaust\w*)\W+(?:\w+\W+){0,2}(?:memory|resources|cpu)"),
+        ),
+        (ref("increase-image-build-vm-size", Mode.AUTO),),
+        (
+            "The build VM ran out of resources, typical of Windows Update on the default Standard_D1_v2: "
+            "raise the build VM size (vmProfile.vmSize).",
+        ),
+    ),
+    Scenario(
+        "aib.no_artifacts", Family.AIB, "Builds finished but no artifacts were created",
+        "builds-finished-but-no-artifacts-were-created",
+        (
+            Sig("builds finished but no artifacts were created", 10),
+            Sig("no artifacts were created", 9),
+        ),
+        (ref("rerun-image-build", Mode.AUTO),),
+        ("A timeout while waiting for Azure resources to be created: run the build again.",),
+    ),
+    Scenario(
+        "aib.resource_not_found", Family.AIB, "Resource not found in the staging resource group",
+        "resource-not-found",
+        (
+            Sig("network.interfacesclient#updatetags", 10),
+            Sig("resource group 'it_", 8, r"(?:resourcenotfound|was not found|not found).{0,300}"
+                r"resource group 'it_|resource group 'it_[^']*' was not found"),
+            Sig("staging", 6, r"staging (?:resource )?group.{0,200}(?:not found|404|missing|deleted)"),
+        ),
+        ADVICE_ONLY,
+        (
+            "Image Builder lacks permissions on resources in its staging (IT_) resource group: check every "
+            "permission the Image Builder identity needs.",
+        ),
+    ),
+    Scenario(
+        "aib.sysprep_timing", Family.AIB, "Sysprep timing (WindowsAzureGuestAgent not yet installed)",
+        "sysprep-timing",
+        (
+            Sig("image_state_undeployable", 10),
+            Sig("service name 'windowsazureguestagent'", 9),
+            Sig("windowsazureguestagent", 4),
+            Sig("sysprep", 6, r"sysprep\w*\W+(?:\w+\W+){0,5}(?:timing|hang|hung|stuck|never|undeployable|too early)"),
+        ),
+        (ref("increase-image-build-vm-size", Mode.APPROVAL), ref("add-sleep-customizer", Mode.ADVICE)),
+        (
+            "On Standard_D1_v2 short customizations let sysprep run before WindowsAzureGuestAgent is fully "
+            "installed: raise the VM size, or add a 60-second PowerShell sleep customizer.",
+        ),
+    ),
+    Scenario(
+        "aib.context_canceled", Family.AIB, "Cancelling builder after context cancellation",
+        "cancelling-builder-after-context-cancellation-context-canceled",
+        (
+            Sig("cancelling builder after context cancellation", 7),
+            Sig("remote command exited without exit status or exit signal", 7),
+            Sig("cancelling provisioning due to context cancellation", 6),
+            Sig("communicator ended with: 2300218", 6),
+            Sig("connection", 6, r"(?:lost|dropped|closed|lose|losing|loses)\W+(?:\w+\W+){0,3}(?:ssh|winrm)\W+"
+                r"(?:\w+\W+){0,2}connection|(?:ssh|winrm)\W+(?:\w+\W+){0,2}connection\W+(?:\w+\W+){0,3}"
+                r"(?:lost|dropped|closed|reset|refused|timed out)"),
+            Sig("port", 5, r"(?:port\W+(?:22|5986)).{0,160}(?:block|firewall|closed)|(?:firewall|nsg).{0,160}"
+                r"port\W+(?:22|5986)"),
+        ),
+        ADVICE_ONLY,
+        (
+            "The service lost its connection to the build VM (SSH port 22 on Linux, WinRM 5986 on "
+            "Windows): check scripts for firewall, SSH or WinRM changes and keep those ports open.",
+        ),
+    ),
+    Scenario(
+        "aib.devops_operation_canceled", Family.AIB, "DevOps task: the operation was canceled",
+        "operation-was-canceled",
+        (
+            Sig("##[error]the operation was canceled", 10),
+            Sig("ran longer than the maximum time", 8),
+            Sig("the operation was canceled", 3.5),
+            Sig("azure vm image builder task", 2),
+        ),
+        ADVICE_ONLY,
+        (
+            "If nobody canceled it, the Azure DevOps agent did: hosted agents stop jobs after 60 minutes. "
+            "Host your own agent or shorten the build (e.g. replicate to one region, asynchronously).",
+        ),
+    ),
+    Scenario(
+        "aib.slow_windows_logon", Family.AIB, "Slow Windows logon: 'Please wait for the Windows Modules Installer'",
+        "slow-windows-logon-please-wait-for-the-windows-modules-installer",
+        (
+            Sig("please wait for the windows modules installer", 10),
+            Sig("windows modules installer", 4),
+            Sig("logon", 6, r"(?:first|initial) (?:logon|log-?in|sign-?in|rdp)\W+(?:\w+\W+){0,6}(?:slow|minutes|"
+                r"takes|long|blue screen|waits?)"),
+        ),
+        ADVICE_ONLY,
+        (
+            "Add a Windows Restart customizer as the last customization so no reboot is pending, make sure "
+            "all software installs finished, and add /mode:vm to the sysprep command Image Builder uses.",
+        ),
+    ),
+    Scenario(
+        "aib.vm_from_image_fails", Family.AIB, "VMs created from AIB images do not create successfully",
+        "vms-created-from-aib-images-do-not-create-successfully",
+        (
+            Sig("image", 7, r"vms?\W+(?:\w+\W+){0,6}(?:create[ds]?|deploy(?:ed|s)?|built|provision(?:ed|s)?|made)"
+                r"\W+from\W+(?:(?:\w+\W+){0,5}image|it|them)\W+(?:\w+\W+){0,10}(?:fail|never|stuck|time[sd]? ?out|"
+                r"hang|not (?:complete|finish|succeed|boot))"),
+            Sig("osprovisioningtimedout", 3.5),
+            Sig("did not finish in the allotted time", 3.5),
+            Sig("generaliz", 5, r"generaliz\w+\W+(?:\w+\W+){0,4}(?:fail|wrong|incomplete|broken)"),
+        ),
+        ADVICE_ONLY,
+        (
+            "Image Builder generalizes with a generic Sysprep (Windows) or `waagent -deprovision+user` "
+            "(Linux) command that may not suit every image: override it by creating "
+            "c:\\DeprovisioningScript.ps1 or /tmp/DeprovisioningScript.sh in a customizer, and review the "
+            "Windows Server Sysprep documentation.",
+        ),
+    ),
+)

@@ -1,0 +1,428 @@
+"""Update Management (Azure Automation) rows: the `um.*` scenarios of its troubleshooting guide
+(learn.microsoft.com/azure/automation/troubleshoot/update-management), with the guide's
+diagnostic queries and its table of HRESULTs."""
+
+from __future__ import annotations
+
+from shared.core.domain import Family, Mode
+from shared.diagnosis.catalog.model import ADVICE_ONLY, ADVICE_QUERIES, NEGATION, WORD, Scenario, Sig, ref
+
+Q_HEARTBEAT = "Heartbeat\n| summarize by Computer, Solutions"
+Q_OPERATION = "Operation\n| where OperationCategory == 'Data Collection Status'\n| sort by TimeGenerated desc"
+Q_UPDATE_MACHINE = (
+    'Update\n| where Computer contains "{computer}"\n'
+    "| project TimeGenerated, Computer, SourceComputerId, Title, UpdateState"
+)
+Q_SOURCE_ID = "Heartbeat | where TimeGenerated > ago(30d) | distinct SourceComputerId, Computer, ComputerIP"
+Q_WSUS = (
+    'Update | where UpdateState == "Needed" and ApprovalSource == "WSUS" and Approved == "False" '
+    "| summarize max(TimeGenerated) by Computer, KBID, Title"
+)
+
+# Advice per HRESULT, from the guide's table (um.hresult).
+HRESULT_ADVICE: dict[str, str] = {
+    "0x8024402C": "Network connectivity problem: make sure the machine reaches Update Management (see the "
+    "network planning ports and addresses). With a WSUS server, check that the WUServer and "
+    "WUStatusServer values under HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate name the "
+    "right server.",
+    "0x8024401C": "Network connectivity problem: make sure the machine reaches Update Management (see the "
+    "network planning ports and addresses).",
+    "0x8024402F": "Network connectivity problem: make sure the machine reaches Update Management (see the "
+    "network planning ports and addresses).",
+    "0x8024001E": "The update operation did not complete because the service or system was shutting down.",
+    "0x8024002E": "The Windows Update service is disabled.",
+    "0x80072EE2": "Network connectivity problem or a problem talking to the configured WSUS server: check "
+    "the WSUS settings and that the service is reachable from the client.",
+    "0x80070422": "Make sure the Windows Update service (wuauserv) is running and not disabled.",
+    "0x80070005": "Access denied: an infected machine, Windows Update settings not configured correctly, "
+    "a file permission error on %WinDir%\\SoftwareDistribution, or too little disk space on C:.",
+}
+HRESULT_GENERIC = (
+    "Look the code up in the Windows Update error code list; %Windir%\\Windowsupdate.log and the "
+    "Windows Update troubleshooter can show the cause."
+)
+
+# At machine registration an HRESULT is a communication problem, not an update agent one.
+_REGISTRATION = ("unable to register machine", "registration failed", "worker registration", "registration fail")
+# The Win32-range codes of the guide's HRESULT table (0x8024xxxx codes are Windows Update's own).
+_GUIDE_HRESULTS = r"0x8007(?:0005|0422|2ee2|2efd|2efe|2f8f|0643)"
+
+ROWS: tuple[Scenario, ...] = (
+    Scenario(
+        "um.enable_failed", Family.UPDATE, "Failed to enable the Update solution",
+        "scenario-you-receive-the-error-failed-to-enable-the-update-solution",
+        (
+            Sig("failed to enable the update", 10, r"failed to enable the update (?:management )?solution"),
+            Sig("update", 6, rf"(?:fail\w*|unable|cannot|can't|couldn't|could not|error)\W+{WORD}{{0,3}}"
+                rf"(?:enabl|onboard)\w*\W+{WORD}{{0,3}}update (?:management|solution)"),
+            Sig("update management", 6, rf"(?:enabl|onboard)\w*\W+{WORD}{{0,2}}update management\W+{WORD}{{0,4}}"
+                r"(?:fail|error)"),
+            Sig("disconnected", 3, r"non-?compliant.{0,200}disconnected|disconnected.{0,200}non-?compliant"),
+        ),
+        ADVICE_ONLY,
+        (
+            "Run the update agent troubleshooter for Windows or Linux on the machine.",
+            "Check the network requirements of Update Management and of the Log Analytics agent: the "
+            "agent fails when it cannot resolve the DNS URLs.",
+            "Check the scope configuration: a machine in the workspace but not in Update Management "
+            "is not targeted by it.",
+            "Remove the Hybrid Runbook Worker configuration and enable the solution again.",
+        ),
+    ),
+    Scenario(
+        "um.superseded_missing", Family.UPDATE, "Superseded update indicated as missing",
+        "scenario-superseded-update-indicated-as-missing-in-update-management",
+        (
+            Sig("supersed", 8, r"supersed\w*.{0,160}(?:missing|needed|required|not installed|non-?compliant|"
+                r"applicable|shows? (?:up|as))|(?:missing|needed|required|applicable).{0,160}supersed"),
+            Sig("supersed", 4),
+        ),
+        ADVICE_ONLY,
+        (
+            "Confirm the superseded update is 100% not applicable, then set its approval state to Declined.",
+            "Force a compliance rescan from the Machines view, repeat for other superseded updates, and "
+            "run the cleanup wizard to delete files of declined updates.",
+            "With WSUS, clean up all superseded updates to refresh the infrastructure; repeat regularly.",
+        ),
+    ),
+    Scenario(
+        "um.not_showing", Family.UPDATE, "Machines don't show up in Update Management", "nologs",
+        (
+            Sig("overquota", 9),
+            Sig("data collection stopped due to daily limit", 9),
+            Sig("daily limit of free data", 8),
+            Sig("daily cap", 5, r"daily cap.{0,80}(?:reached|hit|exceeded)|(?:reached|hit|exceeded).{0,40}daily cap"),
+            Sig("not configured", 5, r"(?:shows?|showing|status|state|appears?|listed)\W+(?:as\W+)?['\"]?"
+                r"not configured"),
+            Sig("not assessed", 5),
+            Sig("update management", 7, rf"(?:machines?|vms?|servers?|computers?|nodes?)\W+{WORD}{{0,5}}{NEGATION}\W+"
+                rf"(?:\w+\W+)?(?:show|appear|list|visible)\w*\W+{WORD}{{0,4}}update management"),
+            Sig("update management", 6, r"missing (?:from|in) (?:the )?update management"),
+            Sig("heartbeat", 4, r"heartbeat.{0,200}(?:but|yet|however).{0,120}(?:not|no|missing)"),
+            Sig("update management", 6, r"update management.{0,300}(?:not (?:in|on) the list|(?:is|are) (?:not|n't) "
+                r"(?:appearing|showing|listed|visible)|(?:don't|doesn't|do not|does not) (?:show|appear))"
+                r".{0,400}heartbeat|heartbeat.{0,400}update management.{0,200}(?:not (?:in|on) the list|"
+                r"(?:don't|doesn't) (?:show|appear))"),
+        ),
+        ADVICE_QUERIES,
+        (
+            "Run the update agent troubleshooter (Windows or Linux) on the machine.",
+            "Check that the machine reports to the workspace linked to the Automation account "
+            "(Automation account > Linked workspace).",
+            "If the machine is absent from the Heartbeat query, reinstall the Log Analytics agent; if it is "
+            "present, fix the scope configuration so it targets the machine.",
+            "If the Operation query shows 'Ingestion status = OverQuota', the workspace's daily cap stopped "
+            "data collection: raise or remove it under Usage and estimated costs > Data volume management.",
+            "If nothing helps, re-deploy the Hybrid Runbook Worker.",
+        ),
+        (Q_HEARTBEAT, Q_OPERATION),
+    ),
+    Scenario(
+        "um.rp_not_registered", Family.UPDATE, "Unable to register Automation Resource Provider", "rp-register",
+        (
+            Sig("unable to register automation resource provider", 10),
+            Sig("not registered to use namespace", 10, r"not registered to use namespace\W+microsoft\.automation"),
+            Sig("missingsubscriptionregistration", 9, r"missingsubscriptionregistration.{0,300}microsoft\.automation"
+                r"|microsoft\.automation.{0,300}missingsubscriptionregistration"),
+            Sig("microsoft.automation", 8, rf"microsoft\.automation\W+{WORD}{{0,5}}(?:is )?(?:not registered|"
+                r"notregistered|unregistered)|(?:register|registration)\w*\W+(?:the\W+)?(?:resource provider\W+)?"
+                r"microsoft\.automation\W+(?:\w+\W+){0,3}(?:fail|error|denied)"),
+            Sig("automation", 7, rf"automation\W+(?:resource )?provider\W+{WORD}{{0,4}}(?:not registered|"
+                r"unregistered|isn't registered|is not registered|fail)"),
+        ),
+        (ref("register-resource-provider", Mode.AUTO),),
+        (
+            "Register the Microsoft.Automation resource provider on the subscription "
+            "(Subscriptions > Resource providers, or `az provider register --namespace Microsoft.Automation`).",
+        ),
+    ),
+    Scenario(
+        "um.components_enabled_configuring", Family.UPDATE,
+        "Update Management components enabled, VM still shows as being configured",
+        "components-enabled-not-working",
+        (
+            Sig("solution have been enabled", 10),
+            Sig("this virtual machine is being configured", 9),
+            Sig("enabled", 7, r"components? (?:are|is|have been|has been|were|got) enabled.{0,80}(?:being configured|"
+                r"configuring)"),
+            Sig("can sometimes take up to 15 minutes", 8),
+            Sig("configur", 7, r"(?:stuck|still|keeps?|remains?|hangs?)\W+(?:\w+\W+){0,4}(?:being configured|"
+                r"configuring|in configuration)"),
+            Sig("duplicate", 5, r"duplicate\W+(?:\w+\W+){0,2}(?:computer|machine|vm|host)\W*names?"),
+            Sig("same", 5, r"same\W+(?:\w+\W+){0,2}(?:computer|machine|vm|host)\W*names?"),
+            Sig("clone", 6, r"clon\w+.{0,200}(?:source ?computer ?id|mma|microsoft monitoring agent|sysprep)|"
+                r"(?:source ?computer ?id).{0,200}clon"),
+            Sig("sourcecomputerid", 5, r"same sourcecomputerid|identical sourcecomputerid"),
+        ),
+        ADVICE_QUERIES,
+        (
+            "Check that the machine can reach the Automation account (Update Management network ports "
+            "and addresses).",
+            "Duplicate computer names with different SourceComputerIds (same name in different resource "
+            "groups reporting to one workspace): rename the VMs so names are unique.",
+            "Cloned image with the same SourceComputerId: remove the VM from the "
+            "MicrosoftDefaultScopeConfig-Updates saved search, delete "
+            "HKLM:\\software\\microsoft\\hybridrunbookworker, run `Restart-Service HealthService`; if that "
+            "fails, sysprep the image first and install MMA afterwards.",
+        ),
+        (Q_UPDATE_MACHINE,),
+    ),
+    Scenario(
+        "um.linked_subscription_tenant", Family.UPDATE,
+        "Linked subscription error for machines in another Azure tenant", "multi-tenant",
+        (
+            Sig("not authorized to access linked subscription", 10),
+            Sig("linked subscription", 7),
+            Sig("tenant", 6, r"(?:update deployment|software ?update ?configuration|schedul\w+|patch\w*)"
+                r".{0,150}(?:another|different|other|second|customer'?s?) (?:azure )?(?:ad )?(?:tenant|directory)|"
+                r"(?:another|different|other|second) (?:azure )?(?:ad )?(?:tenant|directory).{0,150}"
+                r"(?:update deployment|update management|patch|software ?update)"),
+            Sig("tenant", 5, r"(?:cross|multi)-?tenant.{0,120}(?:update|patch)"),
+        ),
+        (ref("use-non-azure-computer-names", Mode.APPROVAL),),
+        (
+            "Machines in another tenant cannot be targeted as Azure VMs: create the schedule with "
+            "New-AzAutomationSchedule -ForUpdate and pass those machines to "
+            "New-AzAutomationSoftwareUpdateConfiguration as -NonAzureComputer (nonAzureComputerNames).",
+        ),
+    ),
+    Scenario(
+        "um.unexplained_reboots", Family.UPDATE, "Unexplained reboots", "node-reboots",
+        (
+            Sig("reboot", 7, r"never reboot.{0,200}(?:reboot|restart)|(?:reboot|restart)\w*.{0,200}"
+                r"(?:never reboot|reboot (?:setting|option|control)|rebootsetting\W+never|set to never)"),
+            Sig("never", 6, r"(?:reboot|restart)\w*\W+(?:\w+\W+){0,5}(?:even though|although|despite)\W+"
+                r"(?:\w+\W+){0,6}never"),
+            Sig("reboot", 6, r"(?:unexpected|unexplained|unplanned|surprise|random)\w*\W+(?:\w+\W+){0,2}reboot"),
+            Sig("restart", 6, r"(?:unexpected|unexplained|unplanned|surprise|random)\w*\W+(?:\w+\W+){0,2}restart"),
+        ),
+        ADVICE_ONLY,
+        (
+            "Windows Update behaviour is changed by several registry keys that can all force a restart: "
+            "review the 'Configure Automatic Updates by editing the registry' keys and the registry keys "
+            "used to manage restart, so the machines honour 'Never reboot'.",
+        ),
+    ),
+    Scenario(
+        "um.failed_to_start", Family.UPDATE, "Machine shows Failed to start in an update deployment",
+        "failed-to-start",
+        (
+            Sig("hybrid worker group that does not exist", 10),
+            Sig("failed to start the runbook", 9),
+            Sig("patch-microsoftomscomputer", 8),
+            Sig("failedtostart", 8),
+            Sig("failed to start", 7, r"(?:machine|vm|server|computer|node)s?\W+(?:\w+\W+){0,8}"
+                r"(?:show|status|state|report|display|list|marked)\w*\W+(?:\w+\W+){0,2}['\"]?failed to start"),
+            Sig("failed to start", 6, r"failed to start['\"]?\W+(?:\w+\W+){0,4}(?:update deployment|"
+                r"deployment|update run|patch|status)"),
+            Sig("source", 6, r"source ?computer ?id\W+(?:\w+\W+){0,4}(?:changed|has changed|was changed)|"
+                r"chang\w*\W+(?:\w+\W+){0,3}source ?computer ?id"),
+            Sig("concurrent job", 5, r"(?:2,?000|limit).{0,40}concurrent jobs?|concurrent jobs?.{0,40}limit"),
+            Sig("failed to start", 3),
+        ),
+        (
+            ref("readd-changed-machines", Mode.AUTO),
+            ref("remove-missing-machines", Mode.APPROVAL),
+            ref("retry-later", Mode.ADVICE),
+        ),
+        (
+            "Check that the machine still exists and is reachable; if it no longer exists, remove it "
+            "from the deployment.",
+            "Check the network requirements and the Hybrid Runbook Worker with the agent troubleshooter.",
+            "An MMA update may have changed the SourceComputerId: find machines with a new id "
+            "(Heartbeat query) and remove and re-add them in the deployments that target them.",
+            "An Automation account runs at most 2,000 concurrent jobs (each machine is a job): if the "
+            "run was throttled, retry later or spread the deployments. Prefer dynamic groups.",
+        ),
+        (Q_SOURCE_ID,),
+    ),
+    Scenario(
+        "um.installed_without_deployment", Family.UPDATE, "Updates are installed without a deployment",
+        "updates-nodeployment",
+        (
+            Sig("install", 8, rf"updates?\W+{WORD}{{0,4}}(?:got |get |were |are |being )?(?:installed|installing|"
+                rf"applied)\W+{WORD}{{0,4}}(?:without|outside|with no|no)\W+{WORD}{{0,3}}(?:deployment|schedule)"),
+            Sig("auto download and install", 6),
+            Sig("auoptions", 6, r"auoptions\W+(?:\w+\W+){0,3}(?:0x)?4\b"),
+            Sig("automatic updates", 6, r"configure automatic updates\W{0,4}(?:=|:|is|set to)?\W{0,3}4\b|"
+                r"auto download and schedule the install"),
+            Sig("install", 6, r"install(?:ed|ing)?\b.{0,200}\b(?:no|without|not created any|haven't created any)\W+"
+                r"(?:\w+\W+){0,2}(?:deployment|schedule)s?\b"),
+            Sig("install", 5, r"(?:automatically|on their own|by themselves)\W+(?:\w+\W+){0,3}install|"
+                r"install\w*\W+(?:\w+\W+){0,3}(?:automatically|on their own|by themselves)"),
+        ),
+        ADVICE_ONLY,
+        (
+            "Windows installs updates as soon as they are available when "
+            "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate\\AU is 4 (auto download and install); "
+            "set it to 3 (auto download but do not auto install) on Update Management clients.",
+        ),
+    ),
+    Scenario(
+        "um.already_registered", Family.UPDATE, "Machine is already registered to a different account",
+        "machine-already-registered",
+        (
+            Sig("already registered to a different", 10),
+            Sig("already registered", 6, r"already registered.{0,80}(?:account|workspace|automation|"
+                r"hybrid|patch management)"),
+            Sig("already", 6, r"already (?:belongs|registered|assigned|linked|bound)\W+(?:\w+\W+){0,2}"
+                r"(?:different|another|other|old) (?:automation )?(?:account|workspace)"),
+        ),
+        (ref("delete-stale-hybrid-worker-group", Mode.APPROVAL),),
+        (
+            "The machine is onboarded to another workspace for Update Management: make sure it reports to "
+            "the right workspace, then clean up by deleting the hybrid runbook worker group and retry.",
+        ),
+    ),
+    Scenario(
+        "um.cannot_communicate", Family.UPDATE, "Machine can't communicate with the service",
+        "machine-unable-to-communicate",
+        (
+            Sig("do not possess a common algorithm", 9),
+            Sig("error parsing positive infinity value", 9),
+            Sig("not issued by a certificate authority used for microsoft services", 9),
+            Sig("intercepts tls/ssl", 7),
+            Sig("exception form hresult", 9),
+            Sig("e_accessdenied", 9, r"(?:regist\w+|hybrid|patch management).{0,300}(?:e_accessdenied|0x80070005)|"
+                r"(?:e_accessdenied|0x80070005).{0,300}(?:regist\w+|hybrid)"),
+            Sig("e_accessdenied", 5),
+            Sig("opinsights.azure.com", 7, r"opinsights\.azure\.com.{0,200}(?:certificate|tls|ssl|proxy|"
+                r"connect|unreachable|blocked)|(?:certificate|tls|ssl|proxy|connect).{0,200}opinsights\.azure\.com"),
+            Sig("registration failed with exception", 6),
+            Sig("unable to register machine for patch management", 6),
+        ),
+        ADVICE_ONLY,
+        (
+            "A proxy, gateway or firewall may be blocking network communication (or intercepting TLS): "
+            "review the network and allow the ports and addresses that Update Management and Hybrid "
+            "Runbook Workers need.",
+        ),
+    ),
+    Scenario(
+        "um.selfsigned_cert", Family.UPDATE, "Unable to create a self-signed certificate",
+        "unable-to-create-selfsigned-cert",
+        (
+            Sig("failed to create a self-signed certificate", 10),
+            Sig("certificatecreationexception", 9),
+            Sig("self", 7, r"(?:create|creating|generate|generating)\W+(?:a\W+)?self[- ]?signed cert"),
+            Sig("crypto\\rsa", 5),
+        ),
+        ADVICE_ONLY,
+        (
+            "The Hybrid Runbook Worker could not generate a self-signed certificate: give the system "
+            "account read access to C:\\ProgramData\\Microsoft\\Crypto\\RSA and retry.",
+        ),
+    ),
+    Scenario(
+        "um.maintenance_window_exceeded", Family.UPDATE, "Scheduled update failed: MaintenanceWindowExceeded",
+        "mw-exceeded",
+        (
+            Sig("maintenancewindowexceeded", 10, r"maintenancewindowexceeded(?!\W{0,4}(?:false|0)\b)"),
+            Sig("maintenance window exceeded", 10),
+            Sig("maintenance window", 9, r"exceed\w* (?:the |its |their |our )?(?:\w+ )?maintenance window|"
+                r"maintenance window\W+(?:\w+\W+){0,3}(?:exceeded|exceeds|exceeding|reached|ran out|expired|elapsed|"
+                r"too short|ended before|was over|not long enough|isn't long enough)"),
+            Sig("window exceeded", 5),
+            Sig("window", 6, r"ran out of (?:the )?(?:maintenance |patch(?:ing)? )?window|"
+                r"(?:patch(?:ing)?|update) window\W+(?:\w+\W+){0,3}(?:exceeded|too short|ran out|expired)"),
+        ),
+        (ref("extend-maintenance-window", Mode.AUTO),),
+        (
+            "The default maintenance window is 120 minutes; Automation allows up to 6 hours (PT6H): edit "
+            "the failed scheduled deployment and increase its window (Update Manager: raise the maintenance "
+            "configuration's duration within its limit).",
+        ),
+    ),
+    Scenario(
+        "um.hresult", Family.UPDATE, "Machine shows Not assessed with an HRESULT exception", "hresult",
+        (
+            Sig("0x802", 8, r"0x8024[0-9a-f]{4}", unless=_REGISTRATION),
+            Sig("0x800", 8, _GUIDE_HRESULTS, unless=_REGISTRATION),
+            # Other Win32 and servicing codes (0x8007000e is out of memory anywhere) need the guide's context.
+            Sig("0x800", 3.5, r"0x800(?:7|9|f)[0-9a-f]{4}", unless=_REGISTRATION),
+            Sig("exception from hresult", 8, r"exception from hresult\W{0,3}(?:0x8024|" + _GUIDE_HRESULTS + ")",
+                unless=_REGISTRATION),
+            Sig("hresult", 3.5),
+            Sig("wuauserv", 5, r"wuauserv.{0,80}(?:disabled|stopped|not running)|(?:disabled|stopped).{0,80}wuauserv"),
+            Sig("windows update service", 5, r"windows update service\W+(?:\w+\W+){0,3}(?:disabled|stopped|"
+                r"not running|cannot be started)"),
+        ),
+        ADVICE_ONLY,
+        (
+            "The update agent (Windows Update Agent, or the Linux package manager) is not configured "
+            "correctly: try running updates locally on the machine.",
+            "Often network or firewall configuration: check the package repository endpoint (Linux), or "
+            "the Windows Update / WSUS endpoints and the WUServer registry key (Windows).",
+        ),
+    ),
+    Scenario(
+        "um.run_failed_linux", Family.UPDATE, "Update run returns Failed status",
+        "scenario-update-run-returns-failed-status-linux",
+        (
+            Sig("update run status: failed", 6, generic=True),
+            Sig("maintenance run status: failed", 6, generic=True),
+            Sig("status: failed", 2.5, generic=True),
+            Sig("update", 5, rf"update (?:run|deployment|job)s?\W+{WORD}{{0,6}}(?:failed(?! to start)|fails|"
+                r"returns? (?:a )?(?:failed|failure)|ends? (?:as|in|with) (?:a )?fail)", generic=True),
+            Sig("package_manager_failure", 8),
+            Sig("exclud", 3, r"exclud\w*\W+(?:\w+\W+){0,3}packages?"),
+            Sig("package manager", 7, r"package manager\W+(?:\w+\W+){0,3}(?:unhealthy|broken|locked|corrupt\w*|"
+                r"not healthy|in a bad state)"),
+            Sig("dpkg was interrupted", 8),
+            Sig("could not get lock", 7),
+            Sig("unmet dependencies", 8),
+            Sig("fix-broken", 7),
+            Sig("dependenc", 7, r"dependenc\w+.{0,80}(?:not resolved|unresolved|could not be resolved|unmet|"
+                r"missing|conflict)|(?:unresolved|unmet|missing|broken|conflicting)\W+(?:\w+\W+){0,2}dependenc"),
+            Sig("omsupdatemgmt.log", 6),
+            Sig("rpmdb", 6),
+            Sig("depsolv", 7),
+            Sig("error: package", 5),
+        ),
+        (ref("exclude-failed-packages", Mode.APPROVAL),),
+        (
+            "Check the job output of the affected machine in the run for the specific error; Update "
+            "Management needs a healthy package manager.",
+            "If specific patches, packages or updates appear right before the failure, exclude them from "
+            "the next deployment.",
+            "Before the next deployment, keep a copy of "
+            "/var/opt/microsoft/omsagent/run/automationworker/omsupdatemgmt.log for troubleshooting.",
+        ),
+    ),
+    Scenario(
+        "um.wsus_unapproved", Family.UPDATE, "Updates available but not shown: not approved in WSUS/SCCM",
+        "i-know-updates-are-available-but-they-dont-show-as-available-on-my-machines",
+        (
+            Sig("approv", 8, r"(?:not|un)[\s-]?approved.{0,160}(?:wsus|sccm|configuration manager)|"
+                r"(?:wsus|sccm|configuration manager).{0,200}(?:not|un)[\s-]?approved|"
+                r"approv\w*\W+(?:\w+\W+){0,4}in (?:wsus|sccm)"),
+            Sig("approvalsource", 7),
+            Sig("approv", 6, r"(?:wsus|sccm|mecm|configuration manager|software update point|\bsup\b).{0,200}"
+                rf"(?:{NEGATION}|hasn't|has not|haven't|nothing)\W+(?:\w+\W+){{0,4}}approv"),
+            Sig("usewuserver", 5),
+            Sig("available", 5, rf"updates?\W+{WORD}{{0,5}}(?:available|released|out)\W+{WORD}{{0,6}}{NEGATION}\W+"
+                r"(?:\w+\W+)?(?:show|appear|list|visible)"),
+        ),
+        ADVICE_QUERIES,
+        (
+            "Machines that get updates from WSUS or Configuration Manager only install approved updates: "
+            "check UseWUServer in the registry, then approve the updates in WSUS/SCCM.",
+        ),
+        (Q_WSUS,),
+    ),
+    Scenario(
+        "um.kb2267602_missing", Family.UPDATE, "KB2267602 (Defender definitions) is consistently missing",
+        "kb2267602-is-consistently-missing",
+        (
+            Sig("kb2267602", 10),
+            Sig("2267602", 9),
+            Sig("defender", 6, r"defender\W+(?:antivirus\W+)?(?:\w+\W+){0,2}definition\w*.{0,160}(?:missing|needed|"
+                r"non-?compliant|keeps|always|every day|daily)"),
+        ),
+        (ref("acknowledge-benign", Mode.AUTO),),
+        (
+            "KB2267602 is the Windows Defender definition update; it is released daily, so it shows as "
+            "missing between releases. Benign: no change is needed.",
+        ),
+    ),
+)
