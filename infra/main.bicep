@@ -1,13 +1,25 @@
-// Azure Update Remediator: everything `azd up` provisions.
+// Azure Update Remediator: everything `azd up` provisions, in two phases.
 //
 //   resource group (app)   identity, storage, Log Analytics + Application Insights, Key Vault,
-//                          Flex Consumption plan + Function App, action group, log search alerts
-//   managed scopes         the custom role (exact actions of shared/azure/permissions.py),
+//                          Flex Consumption plan + Function App (+ App Service authentication),
+//                          action group and log search alerts (second phase)
+//   managed scopes         custom role (infra/role-actions.json, generated from the code),
 //                          assigned to the app identity at each subscription / resource group
-//   image resource groups  Event Grid system topic + subscription -> on_event, activity log alert
-//   maintenance configs    Event Grid system topic + subscription -> on_event
+//                          (second phase); provider registration role at each managed subscription
+//   other grants           Log Analytics Reader on the Automation workspace, Managed Identity
+//                          Operator on each Image Builder identity, Storage Blob Data Reader with an
+//                          ABAC condition (container packerlogs) on each staging resource group
+//   image resource groups  Event Grid system topic (+ subscription -> on_event and activity log
+//                          alert in the second phase)
+//   maintenance configs    Event Grid system topic (+ subscription -> on_event, second phase)
 //
-// Subscription scope, because the role definition and its assignments reach subscriptions
+// First phase (secondPhase=false, `azd provision`): everything that exists before the code,
+// including the custom role definitions. Second phase (secondPhase=true, run by the azd
+// postdeploy hook once the code is deployed): Event Grid subscriptions (Event Grid checks that
+// on_event exists), the action group (it needs the alerts function's key from the running host)
+// and the custom role assignments (minutes after their definitions, which replicate eventually).
+//
+// Subscription scope, because the role definitions and the assignments reach subscriptions
 // and resource groups other than the app's own.
 targetScope = 'subscription'
 
@@ -30,16 +42,17 @@ param location string
 @description('Name of the resource group for the app resources. Empty: rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Object id of the person or group running the deployment (azd sets AZURE_PRINCIPAL_ID). Granted Key Vault Secrets Officer to set and rotate the two secrets. Empty: none.')
+@description('Object id of the person, group or pipeline running the deployment (azd sets AZURE_PRINCIPAL_ID). Granted Key Vault Secrets Officer to set and rotate the two secrets. Empty: none.')
 param principalId string = ''
 
-@description('Principal type of principalId.')
+@description('Principal type of principalId (the azd preprovision hook sets AZURE_PRINCIPAL_TYPE from the signed-in token: User, or ServicePrincipal in CI). Empty: not sent, ARM looks the principal up.')
 @allowed([
+  ''
   'User'
   'Group'
   'ServicePrincipal'
 ])
-param principalType string = 'User'
+param principalType string = ''
 
 @description('Tags added to every resource (azd-env-name is always added).')
 param tags object = {}
@@ -50,14 +63,38 @@ param tags object = {}
 @description('Scopes the remediator may read and change: subscription ids (/subscriptions/<id>) and resource group ids (/subscriptions/<id>/resourceGroups/<name>). The custom role is assignable at, and assigned to the app identity at, each of them; the app refuses targets outside them (REMEDIATOR_ALLOWED_SCOPES).')
 param managedScopes array
 
+@description('Where the managed-scopes role definition is created: one of managedScopes. Empty: the first entry. The azd preprovision hook pins it (REMEDIATOR_ROLE_DEFINITION_SCOPE) so reordering managedScopes never moves or renames the role.')
+param roleDefinitionScope string = ''
+
+@description('Resource providers the app may register (REMEDIATOR_REGISTER_NAMESPACES): the registration role grants <namespace>/register/action for each at every managed subscription (registration is always subscription-wide). Empty: no registration role.')
+param registerNamespaces array = [
+  'Microsoft.Automation'
+  'Microsoft.Compute'
+  'Microsoft.Maintenance'
+  'Microsoft.HybridCompute'
+  'Microsoft.GuestConfiguration'
+]
+
+@description('Where the registration role definition is created: /subscriptions/<id> of one of managedScopes. Empty: the first managed subscription. Pinned by the azd preprovision hook (REMEDIATOR_REGISTRATION_ROLE_SCOPE).')
+param registrationRoleScope string = ''
+
+@description('Resource ids of the user-assigned identities Image Builder templates run as. The app identity gets Managed Identity Operator on each (and only these), so it can attach exactly them to a template it recreates.')
+param imageBuilderIdentityIds array = []
+
+@description('Resource group ids of Image Builder staging groups (IT_<group>_<template>_..., or a template\'s stagingResourceGroup) whose packerlogs/<run>/customization.log the app reads: Storage Blob Data Reader with an ABAC condition on the packerlogs container. Empty: build logs are not read.')
+param imageStagingResourceGroupIds array = []
+
 @description('Resource group ids holding Image Builder templates. Each gets an Event Grid system topic (Microsoft.Resources.ResourceGroups) feeding on_event and an activity log alert for failed template runs.')
 param imageResourceGroupIds array = []
 
 @description('Maintenance configuration ids (Azure Update Manager schedules). Each gets an Event Grid system topic (Microsoft.Maintenance.MaintenanceConfigurations) whose PostMaintenanceEvent feeds on_event.')
 param maintenanceConfigurationIds array = []
 
-@description('Resource id of the Log Analytics workspace linked to the Automation account (Update Management). Enables the failed-run log search alert and the app\'s log enrichment (REMEDIATOR_WORKSPACE_ID). Empty: neither.')
+@description('Resource id of the Log Analytics workspace linked to the Automation account (Update Management). Enables the failed-run log search alert, the app\'s log enrichment (REMEDIATOR_WORKSPACE_ID) and Log Analytics Reader on that workspace for the app. Empty: none of them.')
 param automationWorkspaceId string = ''
+
+@description('Create the Automation failed-run log search alert (table UpdateRunProgress) when automationWorkspaceId is set. The rule skips query validation, so it deploys even where the table is gone.')
+param automationRunAlert bool = true
 
 @description('Resource id of a Log Analytics workspace that already receives the managed subscriptions\' Activity Log. Empty: the app\'s own workspace (route the Activity Log there, e.g. with routeActivityLog).')
 param activityLogWorkspaceId string = ''
@@ -65,8 +102,8 @@ param activityLogWorkspaceId string = ''
 @description('Create a diagnostic setting on every managed subscription that sends its Administrative Activity Log to the app\'s workspace (for the Update Manager alert). Off by default: a subscription allows only five diagnostic settings.')
 param routeActivityLog bool = false
 
-@description('Create the Event Grid subscriptions. Event Grid checks that the on_event function exists, so the first provision runs before the code is deployed with false; the postdeploy hook in azure.yaml then provisions again with true.')
-param deployEventSubscriptions bool = false
+@description('Deploy the second phase: Event Grid subscriptions (Event Grid checks that on_event exists), the action group with the alerts function key (the host hands out keys only once the code runs) and the custom role assignments (after their definitions have replicated). The azd postdeploy hook provisions again with REMEDIATOR_SECOND_PHASE=true in its own process environment, never in .azure/<env>/.env.')
+param secondPhase bool = false
 
 // ---------------------------------------------------------------- app settings
 
@@ -89,16 +126,14 @@ param maxChangesPerHour int = 20
 @minValue(0)
 param maxChangesPerTargetPerDay int = 3
 
-@description('REMEDIATOR_APPROVERS: UPNs or Entra object ids allowed to approve suggested fixes.')
-param approvers array = []
+@description('REMEDIATOR_APPROVERS: comma-separated UPNs or Entra object ids allowed to approve suggested fixes. Needs approverAuthClientId: the deployment fails when only this is set.')
+param approvers string = ''
 
-@secure()
-@description('Teams incoming-webhook URL, stored in Key Vault (REMEDIATOR_TEAMS_WEBHOOK_URL is a Key Vault reference). Empty: not written; set the secret later.')
-param teamsWebhookUrl string = ''
+@description('Client id of the Entra app registration that App Service authentication (Easy Auth) signs approvers in with (infra/README.md, Approvers). With approvers set, authsettingsV2 is deployed and REMEDIATOR_APPROVERS is set; empty: neither.')
+param approverAuthClientId string = ''
 
-@secure()
-@description('Key that signs approval links (base64, at least 16 bytes), stored in Key Vault (REMEDIATOR_SIGNING_KEY is a Key Vault reference). Empty: not written; with azd the postprovision hook creates it once in the vault.')
-param approvalSigningKey string = ''
+@description('Suffix mixed into the Key Vault name. The azd preprovision hook generates one per environment lifecycle (REMEDIATOR_KEY_VAULT_SUFFIX) and the postdown hook drops it, so a purge-protected vault left soft-deleted by azd down never blocks the next azd up.')
+param keyVaultNameSuffix string = ''
 
 // ---------------------------------------------------------------- sizing
 
@@ -152,6 +187,13 @@ var appResourceGroupName = !empty(resourceGroupName) ? resourceGroupName : '${ab
 var functionAppName = '${abbrs.webSitesFunctions}remediator-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
 var deadLetterContainerName = 'eventgrid-deadletter'
+var keyVaultName = '${abbrs.keyVaultVaults}${toLower(uniqueString(subscription().id, environmentName, location, keyVaultNameSuffix))}'
+
+// Names of resources in shared (target) resource groups and subscriptions carry the
+// environment, so two environments can manage the same estate side by side: letters, digits
+// and '-' only (Event Grid subscription names), at most 26 characters, unique per environment.
+var environmentSlug = toLower(replace(replace(replace(replace(environmentName, '_', '-'), '.', '-'), '(', '-'), ')', '-'))
+var environmentTag = '${take(environmentSlug, 20)}-${take(uniqueString(environmentName), 5)}'
 
 // Scope ids split on '/': ['', 'subscriptions', <id>, 'resourceGroups', <name>]. Each entry
 // drives either the subscription or the resource-group role assignment module; the other
@@ -166,6 +208,9 @@ var managedScopeTargets = [for scopeId in managedScopes: {
 }]
 var managedSubscriptionIdList = [for scopeId in managedScopes: split(scopeId, '/')[2]]
 var managedSubscriptionIds = union(managedSubscriptionIdList, [])
+var managedSubscriptionScopes = [for subscriptionId in managedSubscriptionIds: '/subscriptions/${subscriptionId}']
+var managedScopesLower = [for scopeId in managedScopes: toLower(scopeId)]
+var managedSubscriptionScopesLower = [for scopeId in managedSubscriptionScopes: toLower(scopeId)]
 
 // Event Grid filters: Image Builder's own operations on image templates, and the end of
 // every Update Manager maintenance run.
@@ -187,6 +232,17 @@ var maintenanceEventTypes = [
   'Microsoft.Maintenance.PostMaintenanceEvent'
 ]
 
+// Image Builder identities and staging groups, split like the scopes above.
+var imageBuilderIdentityTargets = [for identityId in imageBuilderIdentityIds: {
+  subscriptionId: split(identityId, '/')[2]
+  resourceGroup: split(identityId, '/')[4]
+  name: last(split(identityId, '/'))
+}]
+var stagingGroupTargets = [for groupId in imageStagingResourceGroupIds: {
+  subscriptionId: split(groupId, '/')[2]
+  name: split(groupId, '/')[4]
+}]
+
 // The Automation workspace, when given, for its customer id (REMEDIATOR_WORKSPACE_ID).
 var automationWorkspace = empty(automationWorkspaceId) ? {
   subscriptionId: subscription().subscriptionId
@@ -196,6 +252,23 @@ var automationWorkspace = empty(automationWorkspaceId) ? {
   subscriptionId: split(automationWorkspaceId, '/')[2]
   resourceGroup: split(automationWorkspaceId, '/')[4]
   name: last(split(automationWorkspaceId, '/'))
+}
+
+// ---------------------------------------------------------------- checks
+
+// Combinations that must never deploy (guard.bicep explains the mechanism; the azd
+// preprovision hook makes the same checks first, with a longer message).
+var approverAuthEnabled = !(empty(approvers) || empty(approverAuthClientId))
+var managedRoleHome = empty(roleDefinitionScope) ? managedScopes[0] : roleDefinitionScope
+var registrationRoleHome = empty(registrationRoleScope) ? managedSubscriptionScopes[0] : registrationRoleScope
+
+module guard 'modules/guard.bicep' = {
+  name: 'remediator-guard-${resourceToken}'
+  params: {
+    approversRequireApproverAuthClientId: empty(approvers) || !empty(approverAuthClientId)
+    roleDefinitionScopeMustBeAManagedScope: contains(managedScopesLower, toLower(managedRoleHome))
+    registrationRoleScopeMustBeAManagedSubscription: contains(managedSubscriptionScopesLower, toLower(registrationRoleHome))
+  }
 }
 
 // ---------------------------------------------------------------- app resource group
@@ -247,14 +320,12 @@ module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
   params: {
-    name: '${abbrs.keyVaultVaults}${resourceToken}'
+    name: keyVaultName
     location: location
     tags: allTags
     identityPrincipalId: identity.outputs.principalId
     operatorPrincipalId: principalId
     operatorPrincipalType: principalType
-    teamsWebhookUrl: teamsWebhookUrl
-    signingKey: approvalSigningKey
   }
 }
 
@@ -283,24 +354,31 @@ module functionApp 'modules/function.bicep' = {
     pythonVersion: '3.11'
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    approverAuthClientId: approverAuthEnabled ? approverAuthClientId : ''
     remediatorSettings: {
       REMEDIATOR_MODE: remediatorMode
       REMEDIATOR_SWEEP_SCHEDULE: sweepSchedule
       REMEDIATOR_ALLOWED_SCOPES: join(managedScopes, ',')
       REMEDIATOR_MAX_CHANGES_PER_HOUR: string(maxChangesPerHour)
       REMEDIATOR_MAX_CHANGES_PER_TARGET_PER_DAY: string(maxChangesPerTargetPerDay)
-      REMEDIATOR_APPROVERS: join(approvers, ',')
+      // Never without App Service authentication: the allow-list is checked against the
+      // platform-injected X-MS-CLIENT-PRINCIPAL, which only Easy Auth makes unforgeable.
+      REMEDIATOR_APPROVERS: approverAuthEnabled ? approvers : ''
+      REMEDIATOR_REGISTER_NAMESPACES: join(registerNamespaces, ',')
       REMEDIATOR_WORKSPACE_ID: empty(automationWorkspaceId) ? '' : automationLogs.properties.customerId
     }
   }
+  dependsOn: [
+    guard
+  ]
 }
 
-// ---------------------------------------------------------------- alerts
+// ---------------------------------------------------------------- alerts (second phase)
 
 var activityLogWorkspace = !empty(activityLogWorkspaceId) ? activityLogWorkspaceId : monitoring.outputs.workspaceId
 var routeActivityLogToApp = routeActivityLog && empty(activityLogWorkspaceId)
 
-module alerts 'modules/alerts.bicep' = {
+module alerts 'modules/alerts.bicep' = if (secondPhase) {
   name: 'alerts'
   scope: rg
   params: {
@@ -310,6 +388,7 @@ module alerts 'modules/alerts.bicep' = {
     functionAppId: functionApp.outputs.id
     functionAppHostName: functionApp.outputs.defaultHostName
     automationWorkspaceId: automationWorkspaceId
+    automationRunAlert: automationRunAlert
     activityLogWorkspaceId: activityLogWorkspace
   }
 }
@@ -319,48 +398,166 @@ module activityLogRouting 'modules/activity-log-routing.bicep' = [for (subscript
   scope: subscription(subscriptionId)
   params: {
     workspaceId: monitoring.outputs.workspaceId
+    environmentName: environmentTag
   }
 }]
 
-module imageRunAlerts 'modules/image-run-alert.bicep' = [for (rgId, i) in imageResourceGroupIds: {
+module imageRunAlerts 'modules/image-run-alert.bicep' = [for (rgId, i) in imageResourceGroupIds: if(secondPhase) {
   name: 'remediator-imgalert-${i}-${resourceToken}'
   scope: resourceGroup(split(rgId, '/')[2], split(rgId, '/')[4])
   params: {
     tags: allTags
-    actionGroupId: alerts.outputs.actionGroupId
+    actionGroupId: secondPhase ? alerts.outputs.actionGroupId : ''
+    environmentName: environmentTag
   }
 }]
 
 // ---------------------------------------------------------------- least privilege
 
-// Created in the subscription of the first managed scope, as `az role definition create`
-// does: the definition then sits under one of its own assignable scopes.
-module remediatorRole 'modules/role.bicep' = {
+// Role GUIDs come from the deployment subscription, the environment, the grant and the home
+// scope (pinned by the azd preprovision hook), never from the order of managedScopes; the
+// display name carries the environment and the GUID's start, so it is unique in the tenant.
+var managedRoleHomeIsGroup = contains(toLower(managedRoleHome), '/resourcegroups/')
+var managedRoleGuid = guid(subscription().id, environmentName, 'managedScopes', toLower(managedRoleHome))
+var managedRoleName = 'Azure Update Remediator (${environmentName}, ${take(managedRoleGuid, 8)})'
+var registrationRoleGuid = guid(subscription().id, environmentName, 'registration', toLower(registrationRoleHome))
+var registrationRoleName = 'Azure Update Remediator registration (${environmentName}, ${take(registrationRoleGuid, 8)})'
+var registerActions = [for namespace in registerNamespaces: '${namespace}/register/action']
+var deployRegistrationRole = !empty(registerNamespaces)
+
+// The role definition is PUT at its home, one of its own assignable scopes: a subscription
+// home uses role.bicep, a resource group home role-resource-group.bicep (the other module is
+// skipped, and its scope points at a valid placeholder).
+module managedRoleAtSubscription 'modules/role.bicep' = if (!managedRoleHomeIsGroup) {
   name: 'remediator-role-${resourceToken}'
-  scope: subscription(managedScopeTargets[0].subscriptionId)
+  scope: subscription(split(managedRoleHome, '/')[2])
   params: {
-    roleName: 'Azure Update Remediator (${environmentName}-${resourceToken})'
+    roleGuid: managedRoleGuid
+    roleName: managedRoleName
+    grant: 'managedScopes'
     assignableScopes: managedScopes
   }
+  dependsOn: [
+    guard
+  ]
 }
 
-module subscriptionRoleAssignments 'modules/role-assignment-subscription.bicep' = [for (target, i) in managedScopeTargets: if(!target.isResourceGroup) {
+module managedRoleAtResourceGroup 'modules/role-resource-group.bicep' = if (managedRoleHomeIsGroup) {
+  name: 'remediator-role-rg-${resourceToken}'
+  scope: resourceGroup(split(managedRoleHome, '/')[2], managedRoleHomeIsGroup ? split(managedRoleHome, '/')[4] : appResourceGroupName)
+  params: {
+    roleGuid: managedRoleGuid
+    roleName: managedRoleName
+    grant: 'managedScopes'
+    assignableScopes: managedScopes
+  }
+  dependsOn: [
+    guard
+  ]
+}
+
+module registrationRole 'modules/role.bicep' = if (deployRegistrationRole) {
+  name: 'remediator-role-registration-${resourceToken}'
+  scope: subscription(split(registrationRoleHome, '/')[2])
+  params: {
+    roleGuid: registrationRoleGuid
+    roleName: registrationRoleName
+    grant: 'registration'
+    extraActions: registerActions
+    assignableScopes: managedSubscriptionScopes
+  }
+  dependsOn: [
+    guard
+  ]
+}
+
+// Custom role assignments: second phase only, ordered after their definitions (dependsOn), and
+// minutes after the first phase created them, so the definitions have replicated.
+module subscriptionRoleAssignments 'modules/role-assignment-subscription.bicep' = [for (target, i) in managedScopeTargets: if(secondPhase && !target.isResourceGroup) {
   name: 'remediator-role-sub-${i}-${resourceToken}'
   scope: subscription(target.subscriptionId)
   params: {
-    roleDefinitionName: remediatorRole.outputs.roleDefinitionName
+    roleDefinitionName: managedRoleGuid
     principalId: identity.outputs.principalId
     principalType: 'ServicePrincipal'
+    assignmentDescription: 'Azure Update Remediator (${environmentName}): managed scope.'
   }
+  dependsOn: [
+    managedRoleAtSubscription
+    managedRoleAtResourceGroup
+  ]
 }]
 
-module resourceGroupRoleAssignments 'modules/role-assignment-resource-group.bicep' = [for (target, i) in managedScopeTargets: if(target.isResourceGroup) {
+module resourceGroupRoleAssignments 'modules/role-assignment-resource-group.bicep' = [for (target, i) in managedScopeTargets: if(secondPhase && target.isResourceGroup) {
   name: 'remediator-role-rg-${i}-${resourceToken}'
   scope: resourceGroup(target.groupSubscriptionId, target.groupName)
   params: {
-    roleDefinitionName: remediatorRole.outputs.roleDefinitionName
+    roleDefinitionName: managedRoleGuid
     principalId: identity.outputs.principalId
     principalType: 'ServicePrincipal'
+    assignmentDescription: 'Azure Update Remediator (${environmentName}): managed scope.'
+  }
+  dependsOn: [
+    managedRoleAtSubscription
+    managedRoleAtResourceGroup
+  ]
+}]
+
+module registrationRoleAssignments 'modules/role-assignment-subscription.bicep' = [for (subscriptionId, i) in managedSubscriptionIds: if(secondPhase && deployRegistrationRole) {
+  name: 'remediator-role-reg-${i}-${resourceToken}'
+  scope: subscription(subscriptionId)
+  params: {
+    roleDefinitionName: registrationRoleGuid
+    principalId: identity.outputs.principalId
+    principalType: 'ServicePrincipal'
+    assignmentDescription: 'Azure Update Remediator (${environmentName}): provider registration.'
+  }
+  dependsOn: [
+    registrationRole
+  ]
+}]
+
+// Built-in roles on single resources (no custom definition, nothing to replicate).
+// Log Analytics Reader on the Automation workspace: workspace read, query and every table.
+var logAnalyticsReader = '73c42c96-874c-492b-b04d-ab87d138a893'
+// Managed Identity Operator: read and assign that one identity.
+var managedIdentityOperator = 'f1a07417-d97a-45cb-824c-7a7467783830'
+// Storage Blob Data Reader, limited by the condition to blob reads in containers named
+// packerlogs, where Image Builder writes <run>/customization.log.
+var storageBlobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+var packerLogsCondition = '((!(ActionMatches{\'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read\'})) OR (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals \'packerlogs\'))'
+
+module workspaceReader 'modules/role-assignment-workspace.bicep' = if (!empty(automationWorkspaceId)) {
+  name: 'remediator-role-law-${resourceToken}'
+  scope: resourceGroup(automationWorkspace.subscriptionId, automationWorkspace.resourceGroup)
+  params: {
+    workspaceName: automationWorkspace.name
+    roleDefinitionName: logAnalyticsReader
+    principalId: identity.outputs.principalId
+    assignmentDescription: 'Azure Update Remediator (${environmentName}): Automation workspace queries.'
+  }
+}
+
+module identityOperators 'modules/role-assignment-identity.bicep' = [for (target, i) in imageBuilderIdentityTargets: {
+  name: 'remediator-role-mi-${i}-${resourceToken}'
+  scope: resourceGroup(target.subscriptionId, target.resourceGroup)
+  params: {
+    identityName: target.name
+    roleDefinitionName: managedIdentityOperator
+    principalId: identity.outputs.principalId
+    assignmentDescription: 'Azure Update Remediator (${environmentName}): Image Builder identity.'
+  }
+}]
+
+module buildLogReaders 'modules/role-assignment-resource-group.bicep' = [for (target, i) in stagingGroupTargets: {
+  name: 'remediator-role-logs-${i}-${resourceToken}'
+  scope: resourceGroup(target.subscriptionId, target.name)
+  params: {
+    roleDefinitionName: storageBlobDataReader
+    principalId: identity.outputs.principalId
+    principalType: 'ServicePrincipal'
+    condition: packerLogsCondition
+    assignmentDescription: 'Azure Update Remediator (${environmentName}): Image Builder build logs.'
   }
 }]
 
@@ -370,11 +567,13 @@ module imageTopics 'modules/eventgrid-topic.bicep' = [for (rgId, i) in imageReso
   name: 'remediator-evgt-img-${i}-${resourceToken}'
   scope: resourceGroup(split(rgId, '/')[2], split(rgId, '/')[4])
   params: {
+    // One system topic per source: shared by every environment (its name has no environment),
+    // each environment adds its own event subscription.
     name: '${abbrs.eventGridSystemTopics}remediator-${uniqueString(rgId)}'
     location: 'global'
     topicType: 'Microsoft.Resources.ResourceGroups'
     sourceId: rgId
-    tags: allTags
+    tags: tags
   }
 }]
 
@@ -388,12 +587,12 @@ module imageDeadLetterAccess 'modules/eventgrid-deadletter-access.bicep' = [for 
   }
 }]
 
-module imageSubscriptions 'modules/eventgrid-subscription.bicep' = [for (rgId, i) in imageResourceGroupIds: if(deployEventSubscriptions) {
+module imageSubscriptions 'modules/eventgrid-subscription.bicep' = [for (rgId, i) in imageResourceGroupIds: if(secondPhase) {
   name: 'remediator-evgs-img-${i}-${resourceToken}'
   scope: resourceGroup(split(rgId, '/')[2], split(rgId, '/')[4])
   params: {
     systemTopicName: imageTopics[i].outputs.name
-    name: 'remediator-image-templates'
+    name: 'remediator-${environmentTag}-img'
     functionAppId: functionApp.outputs.id
     functionName: 'on_event'
     includedEventTypes: imageEventTypes
@@ -421,7 +620,7 @@ module maintenanceTopics 'modules/eventgrid-topic.bicep' = [for (mcId, i) in mai
     location: maintenanceConfigurations[i].location
     topicType: 'Microsoft.Maintenance.MaintenanceConfigurations'
     sourceId: mcId
-    tags: allTags
+    tags: tags
   }
 }]
 
@@ -435,12 +634,12 @@ module maintenanceDeadLetterAccess 'modules/eventgrid-deadletter-access.bicep' =
   }
 }]
 
-module maintenanceSubscriptions 'modules/eventgrid-subscription.bicep' = [for (mcId, i) in maintenanceConfigurationIds: if(deployEventSubscriptions) {
+module maintenanceSubscriptions 'modules/eventgrid-subscription.bicep' = [for (mcId, i) in maintenanceConfigurationIds: if(secondPhase) {
   name: 'remediator-evgs-mc-${i}-${resourceToken}'
   scope: resourceGroup(split(mcId, '/')[2], split(mcId, '/')[4])
   params: {
     systemTopicName: maintenanceTopics[i].outputs.name
-    name: 'remediator-maintenance'
+    name: 'remediator-${environmentTag}-mc'
     functionAppId: functionApp.outputs.id
     functionName: 'on_event'
     includedEventTypes: maintenanceEventTypes
@@ -455,6 +654,7 @@ module maintenanceSubscriptions 'modules/eventgrid-subscription.bicep' = [for (m
 }]
 
 // ---------------------------------------------------------------- outputs (azd writes them to .azure/<env>/.env)
+// No secret and no key is an output: the Teams webhook and the signing key live in Key Vault only.
 
 @description('Region of the app resources.')
 output AZURE_LOCATION string = location
@@ -468,20 +668,29 @@ output AZURE_RESOURCE_GROUP string = rg.name
 @description('Function App name (azd deploys service api to it).')
 output SERVICE_API_NAME string = functionApp.outputs.name
 
-@description('Base URL of the app (REMEDIATOR_PUBLIC_URL).')
+@description('Base URL of the app (REMEDIATOR_PUBLIC_URL); the redirect URI of the approvers\' app registration is <this>/.auth/login/aad/callback.')
 output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'
 
-@description('Key Vault name; the postprovision hook in azure.yaml creates the signing key there.')
+@description('Key Vault name.')
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+
+@description('Key Vault URI; the postprovision hook writes the signing key (and the Teams webhook, when given) there.')
+output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 
 @description('Client id of the app identity (the app\'s AZURE_CLIENT_ID).')
 output REMEDIATOR_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 
-@description('Object id of the app identity (holder of the custom role).')
+@description('Object id of the app identity (holder of the custom roles); the preprovision hook removes its assignments at scopes that were dropped.')
 output REMEDIATOR_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 
-@description('Resource id of the custom role definition.')
-output REMEDIATOR_ROLE_DEFINITION_ID string = remediatorRole.outputs.id
+@description('GUID of the managed-scopes custom role definition.')
+output REMEDIATOR_ROLE_DEFINITION_NAME string = managedRoleGuid
 
-@description('Resource id of the action group that calls /api/alerts.')
-output REMEDIATOR_ACTION_GROUP_ID string = alerts.outputs.actionGroupId
+@description('Home scope the managed-scopes role definition was created at (the preprovision hook pins REMEDIATOR_ROLE_DEFINITION_SCOPE to it).')
+output REMEDIATOR_ROLE_DEFINITION_HOME string = managedRoleHome
+
+@description('GUID of the registration custom role definition (empty when registerNamespaces is empty).')
+output REMEDIATOR_REGISTRATION_ROLE_DEFINITION_NAME string = deployRegistrationRole ? registrationRoleGuid : ''
+
+@description('Home subscription scope of the registration role definition.')
+output REMEDIATOR_REGISTRATION_ROLE_HOME string = registrationRoleHome

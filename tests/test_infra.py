@@ -176,7 +176,8 @@ def role_id(node: Any) -> str:
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
 def test_every_bicep_file_parses(path: Path) -> None:
     doc = bicep(path)
-    assert doc.get("resources") or doc.get("modules"), f"{path.name} declares nothing"
+    # guard.bicep deploys nothing on purpose: its parameters are the checks (see the file).
+    assert doc.get("resources") or doc.get("modules") or path.name == "guard.bicep", f"{path.name} declares nothing"
     for name, mod in doc.get("modules", {}).items():
         target = (path.parent / mod["detail"]["path"]).resolve()
         assert target.is_file(), f"{path.name}: module {name} points at missing {target}"
@@ -230,68 +231,371 @@ def code_actions() -> tuple[frozenset[str], frozenset[str]]:
         pytest.fail(f"an adapter module listed in shared.azure.permissions does not import: {exc}")
 
 
-def test_custom_role_grants_exactly_what_the_code_declares() -> None:
-    role_doc = module_file("role")
-    actions = var(role_doc, "remediatorActions")
-    data_actions = var(role_doc, "remediatorDataActions")
+def role_actions_json() -> Json:
+    doc: Json = json.loads((INFRA / "role-actions.json").read_text())
+    return doc
+
+
+def role_actions_script() -> Any:
+    """scripts/role_actions.py, which owns the action -> grant mapping (never shared/)."""
+    import importlib
+
+    return importlib.import_module("scripts.role_actions")
+
+
+def actions_match(granted: str, wanted: str) -> bool:
+    """ARM's wildcard rule for one action, case-insensitively: `*` matches any run of characters, and
+    a `/*/` segment may also be empty (Managed Identity Operator's `userAssignedIdentities/*/assign/
+    action` is what grants `userAssignedIdentities/assign/action`: "Read and Assign User Assigned
+    Identity", built-in roles reference)."""
+    pattern = "^" + re.escape(granted.lower()).replace(r"/\*/", "(/.*)?/").replace(r"\*", ".*") + "$"
+    return re.match(pattern, wanted.lower()) is not None
+
+
+# Built-in roles the deployment assigns on single resources, with the permissions the
+# built-in roles reference lists for them
+# (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+LOG_ANALYTICS_READER = "73c42c96-874c-492b-b04d-ab87d138a893"
+LOG_ANALYTICS_READER_ACTIONS = ("*/read", "Microsoft.OperationalInsights/workspaces/analytics/query/action",
+                                "Microsoft.OperationalInsights/workspaces/search/action", "Microsoft.Support/*")
+MANAGED_IDENTITY_OPERATOR = "f1a07417-d97a-45cb-824c-7a7467783830"
+MANAGED_IDENTITY_OPERATOR_ACTIONS = ("Microsoft.ManagedIdentity/userAssignedIdentities/*/read",
+                                     "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
+                                     "Microsoft.Authorization/*/read", "Microsoft.Insights/alertRules/*",
+                                     "Microsoft.Resources/subscriptions/resourceGroups/read",
+                                     "Microsoft.Resources/deployments/*", "Microsoft.Support/*")
+STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+STORAGE_BLOB_DATA_READER_DATA_ACTIONS = ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",)
+
+
+def test_role_actions_json_is_generated_from_the_declared_actions() -> None:
+    """infra/role-actions.json is exactly `scripts/role_actions.py` applied to required_actions().
+
+    Resource Graph and ARM only return what the caller may read, so a missing action is a silent
+    gap, and an extra one a standing grant: the file must equal the code, section by section.
+    Regenerate with `python -m scripts.role_actions --write`.
+    """
     want_actions, want_data = code_actions()
+    script = role_actions_script()
+    expected = script.build(want_actions, want_data)
+    doc = role_actions_json()
+    assert doc == expected, "infra/role-actions.json is stale: run python -m scripts.role_actions --write"
+    assert (INFRA / "role-actions.json").read_text() == script.render(expected), "not in the generated format"
+    assert set(doc) == set(script.GRANTS)
 
-    for granted in (*actions, *data_actions):
-        assert "*" not in granted, f"wildcard in the custom role: {granted}"
-    assert len(actions) == len(set(actions)) and len(data_actions) == len(set(data_actions)), "duplicate action"
-    assert set(actions) - want_actions == set(), "role grants actions the code does not use"
-    assert want_actions - set(actions) == set(), "code uses actions the role lacks"
-    assert set(data_actions) - want_data == set(), "role grants data actions the code does not use"
-    assert want_data - set(data_actions) == set(), "code uses data actions the role lacks"
-
-    (_, role), = resources_of_type(role_doc, "Microsoft.Authorization/roleDefinitions")
-    props = body(role)["properties"]
-    assert props["type"] == "CustomRole"
-    (perms,) = props["permissions"]
-    assert perms["actions"] == "remediatorActions"
-    assert perms["dataActions"] == "remediatorDataActions"
-    assert perms["notActions"] == [] and perms["notDataActions"] == []
-    assert props["assignableScopes"] == "assignableScopes"
-    assert role_doc["globals"]["scope"]["value"] == "subscription"
+    granted: set[str] = set()
+    granted_data: set[str] = set()
+    for section in doc.values():
+        for key in ("actions", "dataActions"):
+            assert section[key] == sorted(set(section[key])), f"{key} not sorted and unique"
+            assert all("*" not in a for a in section[key]), "wildcard in role-actions.json"
+        granted |= set(section["actions"])
+        granted_data |= set(section["dataActions"])
+    registered = {f"{ns}/register/action" for ns in doc["registration"]["declaredRegisterNamespaces"]}
+    # Every declared action is granted somewhere, and nothing that is not declared.
+    assert granted | registered == set(want_actions)
+    assert granted_data == set(want_data)
 
 
-def test_custom_role_is_assignable_and_assigned_at_every_managed_scope() -> None:
+def test_role_actions_check_mode_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    script = role_actions_script()
+    monkeypatch.setattr(script, "declared", lambda: (frozenset({"Microsoft.Compute/virtualMachines/read"}),
+                                                     frozenset()))
+    monkeypatch.setattr(script, "OUTPUT", tmp_path / "role-actions.json")
+    monkeypatch.setattr(script, "ROOT", tmp_path)
+    assert script.main(["--check"]) == 1
+    assert "+" in capsys.readouterr().out
+    assert script.main(["--write"]) == 0
+    assert script.main(["--check"]) == 0
+
+
+def test_the_action_to_grant_mapping_routes_scope_sensitive_actions() -> None:
+    """The Update Manager sweep's reads go to the managed scopes; identity, registration, workspace
+    and blob actions each go to the one grant whose scope makes them work."""
+    script = role_actions_script()
+    doc = script.build(
+        {"Microsoft.Compute/virtualMachines/patchInstallationResults/read",
+         "Microsoft.HybridCompute/machines/patchInstallationResults/read",
+         "Microsoft.Compute/virtualMachines/patchAssessmentResults/read",
+         "Microsoft.Maintenance/applyUpdates/read",
+         "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
+         "Microsoft.Compute/register/action",
+         "Microsoft.Resources/subscriptions/providers/read",
+         "Microsoft.OperationalInsights/workspaces/query/read",
+         "Microsoft.OperationalInsights/workspaces/read"},
+        {"Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"})
+    assert doc["managedScopes"]["actions"] == [
+        "Microsoft.Compute/virtualMachines/patchAssessmentResults/read",
+        "Microsoft.Compute/virtualMachines/patchInstallationResults/read",
+        "Microsoft.HybridCompute/machines/patchInstallationResults/read",
+        "Microsoft.Maintenance/applyUpdates/read",
+    ]
+    assert doc["imageBuilderIdentities"]["actions"] == [
+        "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"]
+    assert doc["registration"] == {"actions": ["Microsoft.Resources/subscriptions/providers/read"], "dataActions": [],
+                                   "declaredRegisterNamespaces": ["Microsoft.Compute"]}
+    assert doc["automationWorkspace"]["actions"] == ["Microsoft.OperationalInsights/workspaces/query/read",
+                                                     "Microsoft.OperationalInsights/workspaces/read"]
+    assert doc["buildLogs"]["dataActions"] == ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"]
+    with pytest.raises(ValueError, match="wildcard"):
+        script.build({"Microsoft.Compute/*"}, set())
+
+
+def test_custom_roles_take_their_permissions_from_role_actions_json() -> None:
+    """role.bicep (subscription home) and role-resource-group.bicep (resource group home) are the
+    same role: loadJsonContent('../role-actions.json'), the section named by `grant`, nothing else."""
+    docs = {name: module_file(name) for name in ("role", "role-resource-group")}
+    assert docs["role"]["globals"]["scope"]["value"] == "subscription"
+    assert docs["role-resource-group"]["globals"]["scope"]["value"] == "resourceGroup"
+    for name, doc in docs.items():
+        load = var(doc, "grants")["function"]
+        assert load["type"] == "load_json_content", name
+        assert load["parameters"]["file_path"] == "../role-actions.json", name
+        assert render(var(doc, "roleActions")) == "concat(grants[grant].actions, extraActions)", name
+        assert render(var(doc, "roleDataActions")) == "grants[grant].dataActions", name
+        assert decorator(doc["parameters"]["grant"], "allowed") == ["managedScopes", "registration"], name
+        (_, role), = resources_of_type(doc, "Microsoft.Authorization/roleDefinitions")
+        props = body(role)["properties"]
+        assert props["type"] == "CustomRole"
+        (perms,) = props["permissions"]
+        assert perms == {"actions": "roleActions", "notActions": [], "dataActions": "roleDataActions",
+                         "notDataActions": []}
+        assert props["assignableScopes"] == "assignableScopes"
+        assert body(role)["name"] == "roleGuid"
+    strip = {k: v for k, v in docs["role"].items() if k != "globals"}
+    assert strip == {k: v for k, v in docs["role-resource-group"].items() if k != "globals"}
+
+    main = bicep(MAIN)
+    for name in ("managedRoleAtSubscription", "managedRoleAtResourceGroup"):
+        params = params_of(module(main, name))
+        assert params["grant"] == "managedScopes" and "extraActions" not in params, name
+    registration = params_of(module(main, "registrationRole"))
+    assert registration["grant"] == "registration"
+    assert registration["extraActions"] == "registerActions"
+
+
+def test_registration_rights_follow_the_configured_namespaces() -> None:
+    """Provider registration is subscription-wide and needs `<namespace>/register/action` for that
+    provider ("The scope for registration is always the subscription ... you must have permission to
+    do the /register/action operation for the resource provider", resource-providers-and-types)."""
+    main = bicep(MAIN)
+    assert param_default(main, "registerNamespaces") == [
+        "Microsoft.Automation", "Microsoft.Compute", "Microsoft.Maintenance", "Microsoft.HybridCompute",
+        "Microsoft.GuestConfiguration"]
+    loop = var(main, "registerActions")
+    assert loop["loop_type"]["detail"]["array_name"] == "registerNamespaces"
+    assert loop["config"] == "${namespace}/register/action"
+    declared = role_actions_json()["registration"]["declaredRegisterNamespaces"]
+    assert set(declared) <= set(param_default(main, "registerNamespaces")), "code registers a namespace not granted"
+    assert not [a for a in role_actions_json()["managedScopes"]["actions"] if a.endswith("/register/action")]
+
+    role = module(main, "registrationRole")
+    assert condition(role) == "deployRegistrationRole"
+    assert render(var(main, "deployRegistrationRole")) == "not(empty(registerNamespaces))"
+    assert params_of(role)["assignableScopes"] == "managedSubscriptionScopes"
+    assert render(body(role)["scope"]) == "subscription(split(registrationRoleHome, /)[2])"
+    assigned = module(main, "registrationRoleAssignments")
+    assert loop_array(assigned) == "managedSubscriptionIds"
+    assert condition(assigned) == "and(secondPhase, deployRegistrationRole)"
+    assert assigned["detail"]["path"] == "modules/role-assignment-subscription.bicep"
+    assert params_of(assigned)["roleDefinitionName"] == "registrationRoleGuid"
+    assert body(assigned)["dependsOn"] == ["registrationRole"]
+    settings = params_of(module(main, "functionApp"))["remediatorSettings"]
+    assert render(settings["REMEDIATOR_REGISTER_NAMESPACES"]) == "join(registerNamespaces, ,)"
+
+
+def test_custom_role_is_created_at_its_first_assignable_scope_and_assigned_after_it() -> None:
+    """A role definition is PUT at one of its own assignable scopes (role definitions deploy at
+    subscription or resource group scope, templates/microsoft.authorization/roledefinitions), and
+    role definitions replicate eventually (Azure/azure-cli#20727): the assignments come in the
+    second phase, minutes later, and dependsOn orders them after the definition."""
     main = bicep(MAIN)
     assert decorator(main["parameters"]["managedScopes"], "min_length") == 1
-    role = module(main, "remediatorRole")
-    assert params_of(role)["assignableScopes"] == "managedScopes"
-    assert render(body(role)["scope"]) == "subscription(managedScopeTargets[0].subscriptionId)"
+    assert render(var(main, "managedRoleHome")) == "conditional(empty(roleDefinitionScope), managedScopes[0], " \
+                                                   "roleDefinitionScope)"
+    assert render(var(main, "managedRoleHomeIsGroup")) == "contains(to_lower(managedRoleHome), /resourcegroups/)"
+    at_sub = module(main, "managedRoleAtSubscription")
+    at_rg = module(main, "managedRoleAtResourceGroup")
+    assert at_sub["detail"]["path"] == "modules/role.bicep"
+    assert at_rg["detail"]["path"] == "modules/role-resource-group.bicep"
+    assert condition(at_sub) == "not(managedRoleHomeIsGroup)"
+    assert condition(at_rg) == "managedRoleHomeIsGroup"
+    assert render(body(at_sub)["scope"]) == "subscription(split(managedRoleHome, /)[2])"
+    assert render(body(at_rg)["scope"]) == ("resource_group(conditional(managedRoleHomeIsGroup, split(managedRoleHome, "
+                                            "/)[4], appResourceGroupName), split(managedRoleHome, /)[2])")
+    for mod in (at_sub, at_rg):
+        assert params_of(mod)["assignableScopes"] == "managedScopes"
+        assert params_of(mod)["roleGuid"] == "managedRoleGuid"
 
     targets = var(main, "managedScopeTargets")
     assert targets["loop_type"]["detail"]["array_name"] == "managedScopes"
-
     subs = module(main, "subscriptionRoleAssignments")
     rgs = module(main, "resourceGroupRoleAssignments")
     assert loop_array(subs) == loop_array(rgs) == "managedScopeTargets"
-    assert condition(subs) == "not(target.isResourceGroup)"
-    assert condition(rgs) == "target.isResourceGroup"
+    assert condition(subs) == "and(secondPhase, not(target.isResourceGroup))"
+    assert condition(rgs) == "and(secondPhase, target.isResourceGroup)"
     assert render(body(subs)["scope"]) == "subscription(target.subscriptionId)"
     assert render(body(rgs)["scope"]) == "resource_group(target.groupName, target.groupSubscriptionId)"
     assert subs["detail"]["path"] == "modules/role-assignment-subscription.bicep"
     assert rgs["detail"]["path"] == "modules/role-assignment-resource-group.bicep"
     for mod in (subs, rgs):
         params = params_of(mod)
-        assert render(params["roleDefinitionName"]) == "remediatorRole.outputs.roleDefinitionName"
+        assert params["roleDefinitionName"] == "managedRoleGuid"
         assert render(params["principalId"]) == "identity.outputs.principalId"
         assert params["principalType"] == "ServicePrincipal"
+        assert body(mod)["dependsOn"] == ["managedRoleAtSubscription", "managedRoleAtResourceGroup"]
 
-    for name, scope in (
-        ("role-assignment-subscription", "subscription"),
-        ("role-assignment-resource-group", "resourceGroup"),
-    ):
+    for name, scope in (("role-assignment-subscription", "subscription"),
+                        ("role-assignment-resource-group", "resourceGroup")):
         doc = module_file(name)
         assert doc["globals"]["scope"]["value"] == scope
         (_, ra), = resources_of_type(doc, "Microsoft.Authorization/roleAssignments")
         assert role_id(body(ra)["properties"]["roleDefinitionId"]) == "roleDefinitionName"
         assert body(ra)["properties"]["principalId"] == "principalId"
 
-    role_out = module_file("role")["outputs"]["roleDefinitionName"]["value"]
-    assert render(role_out) == "role.name"
+    # A wrong home never deploys: guard.bicep only allows true.
+    guard = params_of(module(main, "guard"))
+    assert render(guard["roleDefinitionScopeMustBeAManagedScope"]) == \
+        "contains(managedScopesLower, to_lower(managedRoleHome))"
+    assert render(guard["registrationRoleScopeMustBeAManagedSubscription"]) == \
+        "contains(managedSubscriptionScopesLower, to_lower(registrationRoleHome))"
+
+
+def test_role_identity_does_not_depend_on_the_order_of_the_scopes() -> None:
+    """The GUID and name come from the deployment subscription, the environment, the grant and the
+    (pinned) home, never from the scope list itself; the display name carries the environment and
+    the GUID's start, so it is unique in the tenant (role names must be)."""
+    main = bicep(MAIN)
+    assert render(var(main, "managedRoleGuid")) == \
+        "guid(subscription().id, environmentName, managedScopes, to_lower(managedRoleHome))"
+    # 'managedScopes' in that guid() is the literal grant name: the string, not the parameter.
+    assert "'managedScopes'" in (MAIN).read_text().split("var managedRoleGuid =")[1].split("\n")[0]
+    assert render(var(main, "registrationRoleGuid")) == \
+        "guid(subscription().id, environmentName, registration, to_lower(registrationRoleHome))"
+    assert var(main, "managedRoleName") == "Azure Update Remediator (${environmentName}, ${take(managedRoleGuid, 8)})"
+    assert "environmentName" in var(main, "registrationRoleName")
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params["roleDefinitionScope"]["value"] == "${REMEDIATOR_ROLE_DEFINITION_SCOPE}"
+    assert params["registrationRoleScope"]["value"] == "${REMEDIATOR_REGISTRATION_ROLE_SCOPE}"
+    hooks = load_hooks()
+    scopes = ["/subscriptions/b/resourceGroups/z", "/subscriptions/a"]
+    assert hooks.pin_home("", scopes) == hooks.pin_home("", list(reversed(scopes))) == "/subscriptions/a"
+    assert hooks.pin_home("/subscriptions/b/resourceGroups/Z", scopes) == "/subscriptions/b/resourceGroups/z"
+
+
+def test_shrinking_scopes_removes_the_assignments_that_would_block_the_next_run() -> None:
+    """ARM refuses to remove an assignable scope that still has assignments
+    (RoleScopeBeingRemovedContainsAssignments, Azure/bicep#17145): the preprovision hook deletes
+    the app identity's assignments of the role at the dropped scopes first."""
+    hooks = load_hooks()
+    old = ["/subscriptions/a/resourceGroups/x", "/subscriptions/a/resourceGroups/y", "/subscriptions/b"]
+    assert hooks.removed_scopes(old, ["/subscriptions/A/resourceGroups/X", "/subscriptions/b"]) == [old[1]]
+    assert hooks.is_within("/subscriptions/b/resourceGroups/q", ["/subscriptions/b"])
+    assert not hooks.is_within("/subscriptions/bb", ["/subscriptions/b"])
+
+    deleted: list[str] = []
+    assignment = {"id": "/subscriptions/a/resourceGroups/y/providers/Microsoft.Authorization/roleAssignments/1",
+                  "properties": {"scope": "/subscriptions/a/resourceGroups/y",
+                                 "roleDefinitionId": "/subscriptions/a/providers/Microsoft.Authorization/"
+                                                     "roleDefinitions/GUID1"}}
+    other = {"id": "/subscriptions/a/resourceGroups/y/providers/Microsoft.Authorization/roleAssignments/2",
+             "properties": {"scope": "/subscriptions/a/resourceGroups/y",
+                            "roleDefinitionId": "/subscriptions/a/providers/Microsoft.Authorization/"
+                                                "roleDefinitions/something-else"}}
+
+    def fake_arm(method: str, path: str, api: str, body: Any = None, query: str = "") -> Any:
+        if method == "GET":
+            return hooks.Response(200, {"properties": {"assignableScopes": old}}, {})
+        deleted.append(path)
+        return hooks.Response(200, {}, {})
+
+    originals = (hooks.arm, hooks.assignments_of)
+    hooks.arm, hooks.assignments_of = fake_arm, lambda principal, sub: [assignment, other]
+    try:
+        hooks.reconcile_custom_role("managed-scopes", guid="guid1", home=old[0], new_home=old[0],
+                                    new_scopes=[old[0], old[2]], principal_id="p")
+        assert deleted == [assignment["id"]]
+        deleted.clear()
+        # The home itself is dropped: every assignment of the old role goes, then the definition.
+        hooks.reconcile_custom_role("managed-scopes", guid="guid1", home=old[0], new_home=old[2],
+                                    new_scopes=[old[2]], principal_id="p")
+        assert deleted[-1].endswith("/providers/Microsoft.Authorization/roleDefinitions/guid1")
+    finally:
+        hooks.arm, hooks.assignments_of = originals
+
+
+def test_identity_assign_is_granted_only_on_the_image_builder_identities() -> None:
+    """`userAssignedIdentities/assign/action` over a whole scope lets the app attach any identity
+    there to a template; it is granted per Image Builder identity (built-in Managed Identity
+    Operator, which includes `userAssignedIdentities/*/assign/action`), never at managed scopes."""
+    doc = role_actions_json()
+    assert "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action" not in doc["managedScopes"]["actions"]
+    for wanted in doc["imageBuilderIdentities"]["actions"]:
+        assert any(actions_match(g, wanted) for g in MANAGED_IDENTITY_OPERATOR_ACTIONS), wanted
+    assert not doc["imageBuilderIdentities"]["dataActions"]
+
+    main = bicep(MAIN)
+    assert param_default(main, "imageBuilderIdentityIds") == []
+    assert var(main, "managedIdentityOperator") == MANAGED_IDENTITY_OPERATOR
+    mod = module(main, "identityOperators")
+    assert loop_array(mod) == "imageBuilderIdentityTargets"
+    assert var(main, "imageBuilderIdentityTargets")["loop_type"]["detail"]["array_name"] == "imageBuilderIdentityIds"
+    assert render(body(mod)["scope"]) == "resource_group(target.resourceGroup, target.subscriptionId)"
+    params = params_of(mod)
+    assert render(params["identityName"]) == "target.name" and params["roleDefinitionName"] == "managedIdentityOperator"
+    assignment = module_file("role-assignment-identity")
+    ra = body(resource(assignment, "assignment"))
+    assert ra["scope"] == "identity"
+    assert resource(assignment, "identity")["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
+    assert resource(assignment, "identity")["existing"] is True
+
+
+def test_build_logs_are_read_only_in_packerlogs_containers_of_the_staging_groups() -> None:
+    """Image Builder writes packerlogs/<run>/customization.log in its staging group: Storage Blob
+    Data Reader there, with an ABAC condition (version 2.0) limiting blob reads to containers named
+    packerlogs (storage-auth-abac-examples), instead of blobs/read over whole subscriptions."""
+    doc = role_actions_json()
+    assert doc["managedScopes"]["dataActions"] == []
+    for wanted in doc["buildLogs"]["dataActions"]:
+        assert any(actions_match(g, wanted) for g in STORAGE_BLOB_DATA_READER_DATA_ACTIONS), wanted
+
+    main = bicep(MAIN)
+    assert var(main, "storageBlobDataReader") == STORAGE_BLOB_DATA_READER
+    assert var(main, "packerLogsCondition") == (
+        "((!(ActionMatches{\\'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read\\'})) OR "
+        "(@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals \\'packerlogs\\'))")
+    mod = module(main, "buildLogReaders")
+    assert loop_array(mod) == "stagingGroupTargets"
+    assert var(main, "stagingGroupTargets")["loop_type"]["detail"]["array_name"] == "imageStagingResourceGroupIds"
+    assert render(body(mod)["scope"]) == "resource_group(target.name, target.subscriptionId)"
+    assert params_of(mod)["condition"] == "packerLogsCondition"
+    assert mod["detail"]["path"] == "modules/role-assignment-resource-group.bicep"
+    ra = body(resource(module_file("role-assignment-resource-group"), "assignment"))["properties"]
+    assert render(ra["condition"]) == "conditional(empty(condition), None, condition)"
+    assert render(ra["conditionVersion"]) == "conditional(empty(condition), None, 2.0)"
+
+
+def test_automation_workspace_queries_use_log_analytics_reader_on_that_workspace() -> None:
+    """`workspaces/query/read` alone reads no table; the built-in Log Analytics Reader (`*/read`,
+    which covers workspaces/read and every `workspaces/query/<table>/read`) on the one workspace."""
+    doc = role_actions_json()
+    assert not [a for a in doc["managedScopes"]["actions"] if a.startswith("Microsoft.OperationalInsights/")]
+    for wanted in (*doc["automationWorkspace"]["actions"], "Microsoft.OperationalInsights/workspaces/read",
+                   *(f"Microsoft.OperationalInsights/workspaces/query/{t}/read"
+                     for t in ("Heartbeat", "Update", "Operation", "UpdateRunProgress"))):
+        assert any(actions_match(g, wanted) for g in LOG_ANALYTICS_READER_ACTIONS), wanted
+
+    main = bicep(MAIN)
+    assert var(main, "logAnalyticsReader") == LOG_ANALYTICS_READER
+    mod = module(main, "workspaceReader")
+    assert condition(mod) == "not(empty(automationWorkspaceId))"
+    assert render(body(mod)["scope"]) == \
+        "resource_group(automationWorkspace.resourceGroup, automationWorkspace.subscriptionId)"
+    assert render(params_of(mod)["workspaceName"]) == "automationWorkspace.name"
+    workspace = module_file("role-assignment-workspace")
+    assert body(resource(workspace, "assignment"))["scope"] == "workspace"
+    assert resource(workspace, "workspace")["type"] == "Microsoft.OperationalInsights/workspaces"
 
 
 def test_built_in_roles_for_the_app_identity_on_its_own_resources() -> None:
@@ -319,6 +623,25 @@ def test_built_in_roles_for_the_app_identity_on_its_own_resources() -> None:
     ra = resource(monitoring, "metricsPublisher")
     assert body(ra)["scope"] == "appInsights" and body(ra)["properties"]["principalId"] == "identityPrincipalId"
     assert var(monitoring, "monitoringMetricsPublisher") == MONITORING_METRICS_PUBLISHER
+
+
+def test_deployer_principal_type_is_never_assumed() -> None:
+    """CI runs as a service principal: principalType comes from the login (the preprovision hook
+    sets AZURE_PRINCIPAL_TYPE) or is left out, never a `User` default."""
+    main = bicep(MAIN)
+    assert param_default(main, "principalType") == ""
+    assert decorator(main["parameters"]["principalType"], "allowed") == ["", "User", "Group", "ServicePrincipal"]
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params["principalType"]["value"] == "${AZURE_PRINCIPAL_TYPE}"
+    keyvault = module_file("keyvault")
+    assert param_default(keyvault, "operatorPrincipalType") == ""
+    officer = body(resource(keyvault, "operatorSecretsOfficer"))["properties"]
+    assert render(officer["principalType"]) == "conditional(empty(operatorPrincipalType), None, operatorPrincipalType)"
+    hooks = load_hooks()
+    assert hooks.principal_type({"idtyp": "app"}) == "ServicePrincipal"
+    assert hooks.principal_type({"idtyp": "user", "scp": "user_impersonation"}) == "User"
+    assert hooks.principal_type({"scp": "user_impersonation"}) == "User"
+    assert hooks.principal_type({"roles": ["x"]}) == "ServicePrincipal"
 
 
 # ---------------------------------------------------------------- the Function App
@@ -349,7 +672,6 @@ def test_function_app_is_flex_consumption_python_311_under_the_user_assigned_ide
     assert render(props["serverFarmId"]) == "plan.id"
     assert props["httpsOnly"] is True
     assert props["keyVaultReferenceIdentity"] == "identityId"
-    assert props["siteConfig"]["minTlsVersion"] == "1.2"
     config = props["functionAppConfig"]
     assert config["runtime"] == {"name": "python", "version": "pythonVersion"}
     assert fn["parameters"]["pythonVersion"]["default"] == "3.11"
@@ -358,6 +680,24 @@ def test_function_app_is_flex_consumption_python_311_under_the_user_assigned_ide
     assert storage["value"] == "${storageBlobEndpoint}${deploymentContainerName}"
     assert storage["authentication"] == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
     assert "azd-service-name" in json.dumps(site["tags"])
+
+
+def test_flex_site_config_holds_only_what_flex_consumption_accepts() -> None:
+    """ftpsState is 'FTPS not supported' on Flex (functions-app-settings, Flex Consumption plan
+    deprecations), and newer FC1 stamps reject ftpsState, http20Enabled, remoteDebuggingEnabled and
+    scmMinTlsVersion with error 51021. The checkov checks they satisfied are skipped with a reason."""
+    fn = module_file("function")
+    site_config = body(resource(fn, "functionApp"))["properties"]["siteConfig"]
+    assert site_config == {"minTlsVersion": "1.2"}
+    text = (MODULES / "function.bicep").read_text()
+    for banned in ("ftpsState", "http20Enabled", "remoteDebuggingEnabled", "scmMinTlsVersion", "alwaysOn",
+                   "use32BitWorkerProcess", "linuxFxVersion", "functionAppScaleLimit"):
+        assert not re.search(rf"^\s*{banned}\s*:", text, re.M), banned
+    skips = dict(re.findall(r"checkov:skip=(CKV_AZURE_\d+):(.*)", text.split("resource functionApp ")[1]
+                            .split("properties:")[0]))
+    for check, reason_word in (("CKV_AZURE_78", "ftpsState"), ("CKV_AZURE_67", "http20Enabled"),
+                               ("CKV_AZURE_18", "http20Enabled")):
+        assert check in skips and reason_word in skips[check], check
 
 
 def test_app_settings_are_identity_based_and_secrets_are_key_vault_references() -> None:
@@ -388,7 +728,6 @@ def test_app_settings_are_identity_based_and_secrets_are_key_vault_references() 
     assert declared >= APP_SETTINGS, APP_SETTINGS - declared
     assert remediator["REMEDIATOR_MODE"] == "remediatorMode"
     assert render(remediator["REMEDIATOR_ALLOWED_SCOPES"]) == "join(managedScopes, ,)"
-    assert render(remediator["REMEDIATOR_APPROVERS"]) == "join(approvers, ,)"
     assert param_default(main, "remediatorMode") == "suggest"
     assert decorator(main["parameters"]["remediatorMode"], "allowed") == ["observe", "suggest", "auto"]
     assert param_default(main, "sweepSchedule") == "0 */15 * * * *"
@@ -402,6 +741,55 @@ def test_app_settings_are_identity_based_and_secrets_are_key_vault_references() 
     for output, secret_name in (("teamsWebhookSecretUri", "teamsWebhookSecretName"),
                                 ("signingKeySecretUri", "signingKeySecretName")):
         assert kv_outputs[output]["value"] == f"${{vault.properties.vaultUri}}secrets/${{{secret_name}}}"
+
+
+def test_approvers_are_only_deployed_behind_app_service_authentication() -> None:
+    """REMEDIATOR_APPROVERS is checked against X-MS-CLIENT-PRINCIPAL, which only App Service
+    authentication (Easy Auth, supported on Flex Consumption: functions-mcp-tutorial enables it on a
+    Flex app) makes unforgeable. Both parameters set: authsettingsV2 with the Entra provider
+    (tenant v2.0 issuer, AllowAnonymous so function-key routes keep working, no token store, no
+    client secret: implicit flow) and the allow-list; approvers alone: the deployment fails."""
+    main = bicep(MAIN)
+    assert param_default(main, "approvers") == "" and main["parameters"]["approvers"]["type"] == "string"
+    assert param_default(main, "approverAuthClientId") == ""
+    assert render(var(main, "approverAuthEnabled")) == "not(or(empty(approvers), empty(approverAuthClientId)))"
+    params = params_of(module(main, "functionApp"))
+    assert render(params["remediatorSettings"]["REMEDIATOR_APPROVERS"]) == \
+        "conditional(approverAuthEnabled, approvers, )"
+    assert render(params["approverAuthClientId"]) == "conditional(approverAuthEnabled, approverAuthClientId, )"
+    # approvers without a client id: guard.bicep refuses the deployment.
+    guard_param = params_of(module(main, "guard"))["approversRequireApproverAuthClientId"]
+    assert render(guard_param) == "or(empty(approvers), not(empty(approverAuthClientId)))"
+    guard = module_file("guard")
+    for name, block in guard["parameters"].items():
+        assert block["type"] == "bool" and decorator(block, "allowed") == [True], name
+    assert body(module(main, "functionApp"))["dependsOn"] == ["guard"]
+
+    fn = module_file("function")
+    auth = resource(fn, "authSettings")
+    assert auth["type"] == "Microsoft.Web/sites/config"
+    assert condition(auth) == "not(empty(approverAuthClientId))"
+    props = body(auth)["properties"]
+    assert body(auth)["name"] == "authsettingsV2"
+    assert props["platform"]["enabled"] is True
+    assert props["globalValidation"] == {"requireAuthentication": False,
+                                         "unauthenticatedClientAction": "AllowAnonymous"}
+    aad = props["identityProviders"]["azureActiveDirectory"]
+    assert aad["enabled"] is True
+    assert aad["registration"]["clientId"] == "approverAuthClientId"
+    assert aad["registration"]["openIdIssuer"] == \
+        "${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0"
+    assert "clientSecretSettingName" not in aad["registration"]
+    assert props["login"]["tokenStore"]["enabled"] is False
+    assert props["httpSettings"]["requireHttps"] is True
+    assert body(auth)["dependsOn"] == ["appSettings"]  # one write to the site's config at a time
+
+    hooks = load_hooks()
+    scopes = '["/subscriptions/00000000-0000-0000-0000-000000000000"]'
+    assert hooks.check_config({"REMEDIATOR_MANAGED_SCOPES": scopes, "REMEDIATOR_APPROVERS": "lead@contoso.com"})
+    assert not hooks.check_config({"REMEDIATOR_MANAGED_SCOPES": scopes, "REMEDIATOR_APPROVERS": "lead@contoso.com",
+                                   "REMEDIATOR_APPROVER_AUTH_CLIENT_ID": "11111111-1111-1111-1111-111111111111"})
+    assert hooks.check_config({"REMEDIATOR_MANAGED_SCOPES": '["rg-ops"]'})
 
 
 def test_storage_is_identity_only_tls12_and_private() -> None:
@@ -428,16 +816,43 @@ def test_key_vault_uses_rbac_with_purge_protection_and_soft_delete() -> None:
     assert props["enablePurgeProtection"] is True
     assert props["enableSoftDelete"] is True
     assert "accessPolicies" not in props
-    for name, secret in (("teamsWebhookSecret", "teamsWebhookSecretName"),
-                         ("signingKeySecret", "signingKeySecretName")):
-        mod = module(keyvault, name)
-        assert mod["detail"]["path"] == "keyvault-secret.bicep"
-        assert params_of(mod)["name"] == secret
-    main_kv = params_of(module(bicep(MAIN), "keyVault"))
-    assert main_kv["teamsWebhookUrl"] == "teamsWebhookUrl"
-    assert main_kv["signingKey"] == "approvalSigningKey"
+    assert param_default(keyvault, "signingKeySecretName") == "approval-signing-key"
+    assert param_default(keyvault, "teamsWebhookSecretName") == "teams-webhook-url"
+
+
+def test_key_vault_name_changes_with_each_environment_lifecycle() -> None:
+    """Purge protection keeps a deleted vault's name taken for 90 days: the name mixes in a suffix
+    the preprovision hook picks per lifecycle and the postdown/teardown hooks forget."""
+    main = bicep(MAIN)
+    assert render(var(main, "keyVaultName")) == ("${abbrs.keyVaultVaults}${toLower(uniqueString(subscription().id, "
+                                                 "environmentName, location, keyVaultNameSuffix))}")
+    assert params_of(module(main, "keyVault"))["name"] == "keyVaultName"
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params["keyVaultNameSuffix"]["value"] == "${REMEDIATOR_KEY_VAULT_SUFFIX}"
+    hooks_text = (INFRA / "hooks" / "remediator_hooks.py").read_text()
+    assert 'azd_env_set("REMEDIATOR_KEY_VAULT_SUFFIX", secrets.token_hex(3))' in hooks_text
+    assert '"REMEDIATOR_KEY_VAULT_SUFFIX"' in hooks_text.split("def forget_lifecycle_values")[1].split("def ")[0]
+
+
+def test_secrets_never_pass_through_arm_or_the_azd_environment() -> None:
+    """The signing key and the Teams webhook are written to Key Vault's data plane by the
+    postprovision hook: no template parameter, no output, no main.parameters.json entry."""
+    main = bicep(MAIN)
     for name in ("teamsWebhookUrl", "approvalSigningKey"):
-        assert any(d.get("type") == "secure" for d in bicep(MAIN)["parameters"][name]["decorators"]), name
+        assert name not in main["parameters"], name
+    for path in BICEP_FILES:
+        doc = bicep(path)
+        assert not [n for n, p in doc.get("parameters", {}).items() if decorator(p, "secure") is not None
+                    or any(d.get("type") == "secure" for d in p.get("decorators", []))], path.name
+        assert not [n for n in doc.get("resources", {}).values() if n["type"] == "Microsoft.KeyVault/vaults/secrets"]
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert not [n for n, p in params.items() if "TEAMS" in str(p["value"]) or "SIGNING" in str(p["value"])]
+    assert not [o for o in main["outputs"] if "WEBHOOK" in o or "SIGNING" in o or "KEY" in o.replace("KEY_VAULT", "")]
+    hooks = load_hooks()
+    assert hooks.valid_teams_url("https://prod-01.westeurope.logic.azure.com:443/workflows/x")
+    assert not hooks.valid_teams_url("http://prod-01.westeurope.logic.azure.com/workflows/x")
+    assert not hooks.valid_teams_url("https://contoso.webhook.office.com/webhookb2/x")
+    assert len(__import__("base64").urlsafe_b64decode(hooks.new_signing_key())) == 32
 
 
 def test_application_insights_uses_entra_ingestion_on_a_workspace() -> None:
@@ -462,7 +877,7 @@ def test_image_resource_groups_feed_on_event_through_system_topics() -> None:
 
     subs = module(main, "imageSubscriptions")
     assert loop_array(subs) == "imageResourceGroupIds"
-    assert condition(subs) == "deployEventSubscriptions"
+    assert condition(subs) == "secondPhase"
     sp = params_of(subs)
     assert render(sp["systemTopicName"]) == "imageTopics[i].outputs.name"
     assert render(sp["functionAppId"]) == "functionApp.outputs.id"
@@ -490,7 +905,7 @@ def test_maintenance_configurations_feed_on_event_through_system_topics() -> Non
     assert resource(main, "maintenanceConfigurations")["existing"] is True
 
     subs = module(main, "maintenanceSubscriptions")
-    assert condition(subs) == "deployEventSubscriptions"
+    assert condition(subs) == "secondPhase"
     sp = params_of(subs)
     assert render(sp["systemTopicName"]) == "maintenanceTopics[i].outputs.name"
     assert render(sp["functionAppId"]) == "functionApp.outputs.id"
@@ -498,6 +913,33 @@ def test_maintenance_configurations_feed_on_event_through_system_topics() -> Non
     assert var(main, sp["includedEventTypes"]) == ["Microsoft.Maintenance.PostMaintenanceEvent"]
     assert body(subs)["dependsOn"] == ["maintenanceDeadLetterAccess"]
     _assert_dead_letter_wiring(main, sp, "maintenanceDeadLetterAccess", "maintenanceTopics")
+
+
+def test_names_in_shared_resource_groups_carry_the_environment() -> None:
+    """Two environments can manage the same estate: what each creates in a shared group or
+    subscription is named after it. The system topic is the exception Event Grid imposes (one per
+    source): it is shared, has no environment name or tag, and each environment subscribes to it."""
+    main = bicep(MAIN)
+    tag = var(main, "environmentTag")
+    assert tag == "${take(environmentSlug, 20)}-${take(uniqueString(environmentName), 5)}"
+    slug = render(var(main, "environmentSlug"))
+    for char in ("_", ".", "(", ")"):
+        assert f", {char}, -)" in slug, char  # Event Grid names take letters, digits and '-' only
+    assert params_of(module(main, "imageSubscriptions"))["name"] == "remediator-${environmentTag}-img"
+    assert params_of(module(main, "maintenanceSubscriptions"))["name"] == "remediator-${environmentTag}-mc"
+    assert params_of(module(main, "imageRunAlerts"))["environmentName"] == "environmentTag"
+    assert params_of(module(main, "activityLogRouting"))["environmentName"] == "environmentTag"
+    alert = body(resource(module_file("image-run-alert"), "imageRunFailed"))
+    assert alert["name"] == "alert-image-template-run-failed-${environmentName}"
+    routing = body(resource(module_file("activity-log-routing"), "activityLog"))
+    assert routing["name"] == "remediator-${environmentName}-activity-log"
+    for topics in ("imageTopics", "maintenanceTopics"):
+        assert params_of(module(main, topics))["tags"] == "tags", topics
+        assert "environment" not in json.dumps(params_of(module(main, topics))["name"]).lower()
+    for path in BICEP_FILES:
+        for name, res in bicep(path).get("resources", {}).items():
+            if res["type"] == "Microsoft.Authorization/roleAssignments":
+                assert render(body(res)["name"]).startswith("guid("), f"{path.name}: {name}"
 
 
 def _assert_dead_letter_wiring(main: Json, sub_params: Json, access: str, topics: str) -> None:
@@ -556,19 +998,29 @@ def test_the_functions_the_infra_calls_exist_in_the_app() -> None:
 # ---------------------------------------------------------------- alerts
 
 
-def test_action_group_calls_the_alerts_function_with_the_common_schema() -> None:
+def test_action_group_calls_the_alerts_function_with_its_own_key_in_the_second_phase() -> None:
+    """listKeys on the host before any code exists fails with "error from host runtime": the
+    action group is created in the second phase, with the alerts function's own key (POST
+    .../functions/alerts/listkeys returns {"default": ...}), never the host key, which would also
+    open POST /api/remediations/{name}."""
     main = bicep(MAIN)
-    ap = params_of(module(main, "alerts"))
+    alerts_mod = module(main, "alerts")
+    assert condition(alerts_mod) == "secondPhase"
+    ap = params_of(alerts_mod)
     assert render(ap["functionAppId"]) == "functionApp.outputs.id"
     assert render(ap["functionAppHostName"]) == "functionApp.outputs.defaultHostName"
 
     alerts = module_file("alerts")
-    url = render(var(alerts, "alertsUrl"))
-    assert url.startswith("https://${functionAppHostName}/api/alerts?code=${"), url
-    assert "listKeys('${functionAppId}/host/default'" in (MODULES / "alerts.bicep").read_text()
+    assert var(alerts, "alertsFunctionId") == "${functionAppId}/functions/alerts"
+    url = var(alerts, "alertsUrl")
+    assert url == "https://${functionAppHostName}/api/alerts?code=${listKeys(alertsFunctionId, '2024-04-01').default}"
+    for path in BICEP_FILES:
+        text = path.read_text()
+        assert "/host/default" not in text and "functionKeys" not in text and "masterKey" not in text, path.name
     (receiver,) = body(resource(alerts, "actionGroup"))["properties"]["webhookReceivers"]
     assert receiver["serviceUri"] == "alertsUrl"
     assert receiver["useCommonAlertSchema"] is True
+    assert condition(module(main, "imageRunAlerts")) == "secondPhase"
 
 
 def test_alert_rules_fire_into_the_action_group() -> None:
@@ -600,8 +1052,22 @@ def test_alert_rules_fire_into_the_action_group() -> None:
     main = bicep(MAIN)
     image_alerts = module(main, "imageRunAlerts")
     assert loop_array(image_alerts) == "imageResourceGroupIds"
-    assert render(params_of(image_alerts)["actionGroupId"]) == "alerts.outputs.actionGroupId"
+    assert render(params_of(image_alerts)["actionGroupId"]) == \
+        "conditional(secondPhase, alerts.outputs.actionGroupId, )"
     assert render(alerts["outputs"]["actionGroupId"]["value"]) == "actionGroup.id"
+
+
+def test_log_alert_rules_do_not_validate_queries_against_missing_tables() -> None:
+    """Azure Monitor validates a rule's query on creation; UpdateRunProgress is gone from a
+    workspace once Update Management is retired, and AzureActivity appears only after the first
+    export: both rules skip query validation, and the Automation rule can be turned off."""
+    alerts = module_file("alerts")
+    for name in ("automationFailedRuns", "updateManagerFailedRuns"):
+        assert body(resource(alerts, name))["properties"]["skipQueryValidation"] is True, name
+    assert condition(resource(alerts, "automationFailedRuns")) == \
+        "and(automationRunAlert, not(empty(automationWorkspaceId)))"
+    assert param_default(bicep(MAIN), "automationRunAlert") is True
+    assert params_of(module(bicep(MAIN), "alerts"))["automationRunAlert"] == "automationRunAlert"
 
 
 # ---------------------------------------------------------------- azd, host.json, packaging
@@ -639,29 +1105,124 @@ def read_yaml_subset(text: str) -> Json:
     return root
 
 
+def load_hooks() -> Any:
+    """infra/hooks/remediator_hooks.py as a module (it is run by azd, not imported by the app)."""
+    import importlib.util
+    import sys
+
+    name = "remediator_hooks_under_test"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, INFRA / "hooks" / "remediator_hooks.py")
+        assert spec is not None and spec.loader is not None
+        hooks = importlib.util.module_from_spec(spec)
+        sys.modules[name] = hooks
+        spec.loader.exec_module(hooks)
+    return sys.modules[name]
+
+
+HOOKS = ("preprovision", "postprovision", "postdeploy", "predown", "postdown")
+
+
 def test_azure_yaml_deploys_this_folder_as_a_python_function_app() -> None:
     doc = read_yaml_subset((ROOT / "azure.yaml").read_text())
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["name"])
     assert doc["infra"] == {"provider": "bicep", "path": "infra", "module": "main"}
     assert doc["services"] == {"api": {"project": ".", "language": "python", "host": "function"}}
-    hook = doc["hooks"]["postdeploy"]
-    for platform in ("posix", "windows"):
-        assert "REMEDIATOR_WIRE_EVENTS" in hook[platform]["run"]
-        assert "azd provision" in hook[platform]["run"]
-    # The signing key: created once in the vault azd learns from the outputs, never replaced.
-    keys = doc["hooks"]["postprovision"]
-    for platform in ("posix", "windows"):
-        script = keys[platform]["run"]
-        assert "AZURE_KEY_VAULT_NAME" in script and "approval-signing-key" in script
-        assert "az keyvault secret set" in script and "SecretNotFound" in script
-    assert "AZURE_KEY_VAULT_NAME" in bicep(MAIN)["outputs"]
-    kv_params = bicep(MODULES / "keyvault.bicep")["parameters"]
-    assert kv_params["signingKeySecretName"]["default"] == "approval-signing-key"
-    # The hook's variable is what the parameters file feeds deployEventSubscriptions.
-    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
-    assert parameters["deployEventSubscriptions"]["value"] == "${REMEDIATOR_WIRE_EVENTS=false}"
     # azd finds the app by this tag.
     assert params_of(module(bicep(MAIN), "functionApp"))["serviceName"] == "api"
+
+
+def test_every_hook_runs_the_python_hook_script_and_needs_no_second_login() -> None:
+    """The README has the user run `azd auth login` only: no hook calls the Azure CLI; every call to
+    Azure uses `azd auth token` (the command azure-identity's AzureDeveloperCliCredential runs)."""
+    doc = read_yaml_subset((ROOT / "azure.yaml").read_text())
+    assert set(doc["hooks"]) == set(HOOKS)
+    for hook in HOOKS:
+        for platform, python in (("posix", "python3"), ("windows", "python")):
+            entry = doc["hooks"][hook][platform]
+            assert entry["run"] == f"{python} infra/hooks/remediator_hooks.py {hook}", (hook, platform)
+            assert entry["continueOnError"] == "false", (hook, platform)
+    assert doc["hooks"]["postprovision"]["posix"]["interactive"] == "true"  # the Teams webhook prompt
+    script = (INFRA / "hooks" / "remediator_hooks.py").read_text()
+    yaml_text = (ROOT / "azure.yaml").read_text()
+    for text in (script, yaml_text):
+        assert not re.search(r"""["'\s(\[]az\s+(keyvault|login|account|rest|role|ad)\b""", text)
+        assert not re.search(r"""\["az",""", text)
+    assert '"auth", "token", "--output", "json", "--no-prompt", "--scope"' in script
+    hooks = load_hooks()
+    assert set(hooks.COMMANDS) == set(HOOKS)
+
+
+def test_postprovision_waits_for_role_propagation_with_backoff() -> None:
+    """Azure RBAC changes can take up to 10 minutes to apply: the hook keeps retrying a 403 from
+    Key Vault with backoff for 15 minutes, printing each wait, before it gives up."""
+    hooks = load_hooks()
+    delays = hooks.backoff_delays(hooks.DEFAULT_RBAC_WAIT_SECONDS)
+    assert delays[:4] == [5.0, 10.0, 20.0, 40.0] and max(delays) == 60.0
+    assert sum(delays) == hooks.DEFAULT_RBAC_WAIT_SECONDS >= 600
+
+    answers = [hooks.Response(403, {"error": {"code": "Forbidden"}}, {})] * 3 + [hooks.Response(404, {}, {})]
+    slept: list[float] = []
+    result = hooks.with_rbac_wait("reading", lambda: answers.pop(0), 900, sleep=slept.append)
+    assert result.status == 404 and slept == [5.0, 10.0, 20.0]
+    with pytest.raises(hooks.HookError, match="Secrets Officer"):
+        hooks.with_rbac_wait("reading", lambda: hooks.Response(403, {}, {}), 30, sleep=lambda _: None)
+    assert hooks.vault_scope("https://kv-abc.vault.azure.net/") == "https://vault.azure.net/.default"
+
+
+def test_second_phase_is_recorded_only_after_its_provision_succeeded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The postdeploy hook passes REMEDIATOR_SECOND_PHASE=true to its child `azd provision` only
+    (azd reads parameters from .env first, then the process environment), and writes
+    REMEDIATOR_SECOND_PHASE_DONE after that provision succeeded, never before."""
+    hooks = load_hooks()
+    events: list[str] = []
+
+    class Done:
+        def __init__(self, code: int) -> None:
+            self.returncode = code
+
+    codes = [1, 0]
+
+    def run(args: list[str], env: dict[str, str], check: bool) -> Done:
+        events.append(f"{' '.join(args)} phase={env.get('REMEDIATOR_SECOND_PHASE')}")
+        return Done(codes.pop(0))
+
+    monkeypatch.setattr(hooks, "azd_env_persisted", lambda name: False)
+    monkeypatch.setattr(hooks, "azd_env_set", lambda name, value: events.append(f"set {name}"))
+    monkeypatch.setattr(hooks.subprocess, "run", run)
+    hooks.postdeploy(sleep=lambda seconds: events.append(f"sleep {int(seconds)}"))
+    assert events == ["azd provision --no-prompt phase=true", "sleep 60", "azd provision --no-prompt phase=true",
+                      "set REMEDIATOR_SECOND_PHASE_DONE"]
+
+    events.clear()
+    codes[:] = [1, 1, 1]
+    with pytest.raises(hooks.HookError):
+        hooks.postdeploy(sleep=lambda seconds: None)
+    assert not [e for e in events if e.startswith("set ")]
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params["secondPhase"]["value"] == "${REMEDIATOR_SECOND_PHASE=false}"
+    assert param_default(bicep(MAIN), "secondPhase") is False
+
+
+def test_azd_down_is_refused_because_it_deletes_every_touched_resource_group() -> None:
+    """azd down deletes every resource group in the deployment's outputResources (Azure/azure-dev
+    #2916), which here includes managed, image and maintenance groups: predown refuses it and the
+    teardown command removes only what the environment created outside its own group."""
+    hooks = load_hooks()
+    with pytest.raises(hooks.HookError, match="teardown"):
+        hooks.predown()
+    assert hooks.resource_type_of("/subscriptions/s/resourceGroups/r/providers/Microsoft.EventGrid/systemTopics/t/"
+                                  "eventSubscriptions/e") == "microsoft.eventgrid/systemtopics/eventsubscriptions"
+    assert hooks.resource_type_of("/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/"
+                                  "userAssignedIdentities/i/providers/Microsoft.Authorization/roleAssignments/g") \
+        == "microsoft.authorization/roleassignments"
+    order = [hooks.teardown_order(t) for t in ("microsoft.eventgrid/systemtopics/eventsubscriptions",
+                                               "microsoft.authorization/roleassignments",
+                                               "microsoft.authorization/roledefinitions",
+                                               "microsoft.eventgrid/systemtopics")]
+    assert order == sorted(order)
+    assert hooks.teardown_order("microsoft.resources/deployments") is None
+    assert set(hooks.TEARDOWN_API) == {t for t in hooks.TEARDOWN_API if hooks.teardown_order(t) is not None}
 
 
 def test_parameters_file_covers_main_bicep_and_agrees_with_its_defaults() -> None:
@@ -674,14 +1235,15 @@ def test_parameters_file_covers_main_bicep_and_agrees_with_its_defaults() -> Non
     assert given["environmentName"]["value"] == "${AZURE_ENV_NAME}"
     assert given["location"]["value"] == "${AZURE_LOCATION}"
     assert given["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
-    # The signing key is made by the postprovision hook in Key Vault, never passed as a parameter.
-    assert "approvalSigningKey" not in given
     for name, entry in given.items():
         match = re.fullmatch(r"\$\{[A-Z0-9_]+=(.*)\}", str(entry["value"]))
         if match is None:
             continue
         default = declared[name]["default"]
-        assert match.group(1) == (json.dumps(default) if not isinstance(default, str) else default), name
+        if isinstance(default, str):
+            assert match.group(1) == default, name
+        else:
+            assert json.loads(match.group(1)) == default, name
 
 
 def test_host_json() -> None:

@@ -7,8 +7,11 @@ targetScope = 'subscription'
 @description('Resource id of the Log Analytics workspace that receives the Activity Log.')
 param workspaceId string
 
+@description('azd environment name: diagnostic settings are per subscription, so the name carries it and two environments do not overwrite each other.')
+param environmentName string
+
 resource activityLog 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
-  name: 'remediator-activity-log'
+  name: 'remediator-${environmentName}-activity-log'
   properties: {
     workspaceId: workspaceId
     logs: [

@@ -2,6 +2,10 @@
 // function (common alert schema), and log search alerts for failed update runs. Failed
 // image builds are caught by activity log alerts next to each image resource group
 // (image-run-alert.bicep), which point at the same action group.
+//
+// Second phase only (main.bicep deploys this module with secondPhase): the webhook carries the
+// alerts function's own key, which the Functions host can only hand out once the code is
+// deployed and the host runs ("error from host runtime" before that).
 
 @description('Azure region of the log search alert rules (the action group is global).')
 param location string
@@ -25,15 +29,21 @@ param functionAppHostName string
 @description('Resource id of the Log Analytics workspace linked to the Automation account (Update Management data, table UpdateRunProgress). Empty: no Automation alert rule.')
 param automationWorkspaceId string = ''
 
+@description('Create the Automation failed-run rule when automationWorkspaceId is set. Off: no rule (e.g. once Update Management no longer writes UpdateRunProgress there).')
+param automationRunAlert bool = true
+
 @description('Resource id of the Log Analytics workspace that receives the Activity Log of the managed subscriptions (table AzureActivity).')
 param activityLogWorkspaceId string
 
 @description('How often the log search alerts run and how far back they look (ISO 8601).')
 param evaluationFrequency string = 'PT15M'
 
-// The host key, read at deployment time: the action group calls the function with it
-// (Azure Monitor webhooks cannot send an Entra token to a function key endpoint).
-var alertsUrl = 'https://${functionAppHostName}/api/alerts?code=${listKeys('${functionAppId}/host/default', '2023-12-01').functionKeys.default}'
+// The alerts function's own key (POST .../functions/alerts/listkeys), read at deployment time:
+// the action group calls the function with it (Azure Monitor webhooks cannot send an Entra
+// token to a function-key endpoint). Not the host key, which would also open every other
+// function, e.g. POST /api/remediations/{name}.
+var alertsFunctionId = '${functionAppId}/functions/alerts'
+var alertsUrl = 'https://${functionAppHostName}/api/alerts?code=${listKeys(alertsFunctionId, '2024-04-01').default}'
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   name: actionGroupName
@@ -72,7 +82,7 @@ AzureActivity
 | summarize Failures = count() by _ResourceId, OperationNameValue, CorrelationId
 '''
 
-resource automationFailedRuns 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (!empty(automationWorkspaceId)) {
+resource automationFailedRuns 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (automationRunAlert && !empty(automationWorkspaceId)) {
   name: 'alert-automation-update-run-failed'
   location: location
   tags: tags
@@ -88,6 +98,9 @@ resource automationFailedRuns 'Microsoft.Insights/scheduledQueryRules@2023-12-01
     evaluationFrequency: evaluationFrequency
     windowSize: evaluationFrequency
     autoMitigate: false
+    // Azure Monitor validates a rule's query when it is created, and UpdateRunProgress no longer
+    // exists in a workspace once Update Management is gone (or before it first wrote there).
+    skipQueryValidation: true
     criteria: {
       allOf: [
         {

@@ -64,6 +64,9 @@ param maximumInstanceCount int = 40
 @description('Remediator app settings (REMEDIATOR_*), merged over the platform settings.')
 param remediatorSettings object
 
+@description('Client id of the Entra app registration App Service authentication (Easy Auth) signs approvers in with. Empty: authentication is not configured (and REMEDIATOR_APPROVERS must stay empty).')
+param approverAuthClientId string = ''
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225:Zone redundancy is an opt-in cost that not every Flex Consumption region offers; Event Grid retries each event for up to a day, so a zone outage delays remediation instead of losing it.
   name: planName
@@ -83,6 +86,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17:The callers are Event Grid, Azure Monitor action groups and people following approval links; none of them can present a client certificate. Requests are authorized by function keys and signed links.
   // checkov:skip=CKV_AZURE_222:Event Grid and action-group webhooks deliver over the public endpoint; closing it needs private networking this deployment does not create. HTTPS only, TLS 1.2, function keys.
   // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero per event; always-ready instances would be billed while idle, and Event Grid retries absorb cold starts.
+  // checkov:skip=CKV_AZURE_78:FTP(S) deployment does not exist on Flex Consumption (siteConfig.ftpsState is 'FTPS not supported' there and newer stamps reject it with 51021); code is deployed from the blob container in functionAppConfig.deployment only.
+  // checkov:skip=CKV_AZURE_67:siteConfig.http20Enabled is refused on newer Flex Consumption stamps (error 51021), so the HTTP version cannot be set in the template; the platform front end negotiates the protocol.
+  // checkov:skip=CKV_AZURE_18:Same as CKV_AZURE_67 (the web-app variant of the HTTP version check): siteConfig.http20Enabled is refused on newer Flex Consumption stamps (error 51021).
   // checkov:skip=CKV_AZURE_213:Health check replaces unhealthy instances of always-running plans; this app scales to zero per event and has no health route. Failures surface as exceptions in Application Insights.
   name: name
   location: location
@@ -102,12 +108,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
     keyVaultReferenceIdentity: identityId
+    // Only what Flex Consumption accepts: ftpsState is not supported on Flex (Flex Consumption
+    // plan deprecations) and newer FC1 stamps refuse ftpsState, http20Enabled,
+    // remoteDebuggingEnabled and scmMinTlsVersion with error 51021; the checks they satisfied
+    // are skipped above with the reason. minTlsVersion is not on the deprecation list and stays.
     siteConfig: {
       minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
-      http20Enabled: true
-      remoteDebuggingEnabled: false
     }
     functionAppConfig: {
       deployment: {
@@ -159,6 +165,63 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
   properties: union(remediatorSettings, platformSettings)
+}
+
+// App Service authentication (Easy Auth), the identity check REMEDIATOR_APPROVERS relies on: the
+// platform validates the Entra sign-in and injects X-MS-CLIENT-PRINCIPAL, stripping any copy a
+// client sends, and sets WEBSITE_AUTH_ENABLED=True for the app. Anonymous requests still reach
+// the app (AllowAnonymous), so function-key routes (Event Grid, the action group, the API) keep
+// working; the approval page sends the browser to /.auth/login/aad when it needs a user. No
+// client secret: the provider then signs users in with the OpenID Connect implicit flow (ID
+// token only), and no token store, because the app only reads the injected principal.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(approverAuthClientId)) {
+  // checkov treats every sites/config as the 'web'/'logs' config; this one is 'authsettingsV2', so these checks cannot apply to it:
+  // checkov:skip=CKV_AZURE_13:This is the App Service authentication config itself (authsettingsV2, platform.enabled true); the check reads the v1 authsettings flag.
+  // checkov:skip=CKV_AZURE_222:Not a network config; public network access is decided on the site (see its CKV_AZURE_222 reason).
+  // checkov:skip=CKV_AZURE_63:Not a logs config; Flex Consumption has no App Service HTTP logs, requests are logged to Application Insights.
+  // checkov:skip=CKV_AZURE_65:Not a logs config; detailed error pages would only disclose internals, errors go to Application Insights.
+  // checkov:skip=CKV_AZURE_66:Not a logs config; failed request tracing is an IIS feature, absent on Linux Flex Consumption; failures go to Application Insights.
+  // checkov:skip=CKV_AZURE_80:Not a web config, and a Python app: there is no .NET Framework version to set.
+  // checkov:skip=CKV_AZURE_88:Flex Consumption runs the package from blob storage (functionAppConfig.deployment) and has no Azure Files content share.
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+      runtimeVersion: '~1'
+    }
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: approverAuthClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            approverAuthClientId
+            'api://${approverAuthClientId}'
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
+  // One write to the site's configuration at a time.
+  dependsOn: [
+    appSettings
+  ]
 }
 
 @description('Resource id of the Function App (Event Grid destinations append /functions/<name>).')

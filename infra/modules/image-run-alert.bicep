@@ -8,8 +8,11 @@ param tags object = {}
 @description('Resource id of the action group that forwards the alert to the remediator.')
 param actionGroupId string
 
+@description('azd environment name: image resource groups are shared, so the rule name carries it and two environments can each have their own rule.')
+param environmentName string
+
 resource imageRunFailed 'Microsoft.Insights/activityLogAlerts@2020-10-01' = {
-  name: 'alert-image-template-run-failed'
+  name: 'alert-image-template-run-failed-${environmentName}'
   location: 'Global'
   tags: tags
   properties: {

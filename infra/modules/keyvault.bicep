@@ -1,9 +1,13 @@
 // Key Vault for the two secrets the app must not keep in plain app settings: the Teams
-// incoming-webhook URL (anyone holding it can post to the channel) and the key that signs
-// approval links. RBAC authorization only (no access policies); purge protection so a
-// deleted vault cannot take the signing key with it before the retention ends.
+// Workflows webhook URL (anyone holding it can post to the channel) and the key that signs
+// approval links. RBAC authorization only (no access policies); purge protection so a deleted
+// vault cannot take the signing key with it before the retention ends.
+//
+// Neither secret passes through ARM: no template parameter, no output, no deployment history,
+// no .azure/<env>/.env. The azd postprovision hook (infra/hooks/remediator_hooks.py) writes
+// them straight to the vault's data plane with the deployer's Key Vault Secrets Officer role.
 
-@description('Name of the Key Vault (3-24 characters, globally unique).')
+@description('Name of the Key Vault (3-24 characters, globally unique). main.bicep adds a per-lifecycle suffix so a purge-protected vault left soft-deleted by azd down does not block the next azd up.')
 @minLength(3)
 @maxLength(24)
 param name string
@@ -17,24 +21,17 @@ param tags object = {}
 @description('Object id of the app identity (Key Vault Secrets User, for Key Vault references).')
 param identityPrincipalId string
 
-@description('Optional object id of the deploying user or group, granted Key Vault Secrets Officer so it can set or rotate the secrets. Empty: none.')
+@description('Optional object id of the deploying user, group or service principal, granted Key Vault Secrets Officer so the postprovision hook can create the signing key and operators can set or rotate the secrets. Empty: none.')
 param operatorPrincipalId string = ''
 
-@description('Principal type of operatorPrincipalId.')
+@description('Principal type of operatorPrincipalId. Empty: not sent (ARM looks the principal up), which is right for any type.')
 @allowed([
+  ''
   'User'
   'Group'
   'ServicePrincipal'
 ])
-param operatorPrincipalType string = 'User'
-
-@description('Teams incoming-webhook URL to store. Empty: the secret is not written (set it later, see infra/README.md).')
-@secure()
-param teamsWebhookUrl string = ''
-
-@description('Key that signs approval links. Empty: the secret is not written (set it later, see infra/README.md).')
-@secure()
-param signingKey string = ''
+param operatorPrincipalType string = ''
 
 @description('Name of the secret holding the Teams webhook URL.')
 param teamsWebhookSecretName string = 'teams-webhook-url'
@@ -72,26 +69,6 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-module teamsWebhookSecret 'keyvault-secret.bicep' = if (!empty(teamsWebhookUrl)) {
-  name: 'secret-teams-webhook-url'
-  params: {
-    vaultName: vault.name
-    name: teamsWebhookSecretName
-    value: teamsWebhookUrl
-    contentType: 'text/uri-list'
-  }
-}
-
-module signingKeySecret 'keyvault-secret.bicep' = if (!empty(signingKey)) {
-  name: 'secret-approval-signing-key'
-  params: {
-    vaultName: vault.name
-    name: signingKeySecretName
-    value: signingKey
-    contentType: 'text/plain'
-  }
-}
-
 resource appSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, identityPrincipalId, keyVaultSecretsUser)
   scope: vault
@@ -108,14 +85,14 @@ resource operatorSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
     principalId: operatorPrincipalId
-    principalType: operatorPrincipalType
+    principalType: empty(operatorPrincipalType) ? null : operatorPrincipalType
   }
 }
 
 @description('Name of the vault.')
 output name string = vault.name
 
-@description('Vault URI, e.g. https://<name>.vault.azure.net/.')
+@description('Vault URI, e.g. https://<name>.vault.azure.net/ (the hooks write the secrets there).')
 output uri string = vault.properties.vaultUri
 
 @description('Versionless URI of the Teams webhook secret (the app always reads the latest version).')

@@ -1,5 +1,5 @@
-// Assigns a role to a principal at subscription scope (one module per managed subscription,
-// so subscriptions other than the deployment's can be targeted with scope: subscription(id)).
+// Assigns a role to a principal at subscription scope (one module per subscription, so
+// subscriptions other than the deployment's can be targeted with scope: subscription(id)).
 targetScope = 'subscription'
 
 @description('GUID (name) of the role definition to assign. The id is rebuilt in this scope\'s subscription, as ARM expects for assignments.')
@@ -16,13 +16,16 @@ param principalId string
 ])
 param principalType string = 'ServicePrincipal'
 
+@description('Description recorded on the assignment; the azd hooks recognise the remediator\'s assignments by its prefix.')
+param assignmentDescription string = 'Azure Update Remediator: least-privilege custom role for the app identity.'
+
 resource assignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(subscription().id, principalId, roleDefinitionName)
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionName)
     principalId: principalId
     principalType: principalType
-    description: 'Azure Update Remediator: least-privilege custom role for the app identity.'
+    description: assignmentDescription
   }
 }
 
