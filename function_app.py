@@ -26,15 +26,39 @@ def _respond(result: tuple[int, Any, dict[str, str]]) -> func.HttpResponse:
 
 
 def _caller(req: func.HttpRequest) -> str | None:
-    from shared.approvals.flow import principal
+    from shared.approvals.flow import caller
+    from shared.wiring import app as wired
 
-    return principal(dict(req.headers))[0]
+    return caller(wired(), dict(req.headers))
 
 
+# The annotation stays `func.EventGridEvent`: the worker accepts it for either schema (a Union it
+# would refuse), and `EventGridEventInConverter.decode` hands over a `func.CloudEvent` (id, source,
+# type, time, subject, data, extension attributes; no topic, event_type or event_time) when the
+# subscription delivers CloudEvents 1.0, and a `func.EventGridEvent` for the Event Grid schema.
 @app.event_grid_trigger(arg_name="event")
 def on_event(event: func.EventGridEvent) -> None:
     from shared.decisions.pipeline import eventgrid_dict, handle_event
 
+    delivered: object = event
+    if isinstance(delivered, func.CloudEvent):
+        from shared.diagnosis.envelopes.events import cloudevent_dict
+
+        handle_event(
+            cloudevent_dict(
+                event_id=delivered.id,
+                source=delivered.source,
+                event_type=delivered.type,
+                specversion=delivered.specversion,
+                subject=delivered.subject,
+                time=delivered.time.isoformat() if delivered.time else None,
+                data=delivered.get_json(),
+                datacontenttype=delivered.datacontenttype,
+                dataschema=delivered.dataschema,
+                extensions=delivered.extension_attrs,
+            )
+        )
+        return
     handle_event(
         eventgrid_dict(
             event_id=event.id,
@@ -71,10 +95,15 @@ def on_sweep(timer: func.TimerRequest) -> None:
     sweep_tick(state, subscriptions_of(state.policy.allowed_scopes))
 
 
-@app.route(route="diagnose", methods=["POST"])
+# OPTIONS: the CloudEvents webhook validation handshake (WebHook-Request-Origin ->
+# WebHook-Allowed-Origin), without which a CloudEvents subscription to this route cannot be created.
+@app.route(route="diagnose", methods=["POST", "OPTIONS"])
 def diagnose(req: func.HttpRequest) -> func.HttpResponse:
     from shared.entry.diagnosis_api import diagnose as handle
+    from shared.entry.diagnosis_api import webhook_handshake
 
+    if req.method.upper() == "OPTIONS":
+        return _respond(webhook_handshake(dict(req.headers)))
     return _respond(handle(req.get_body(), req.params.get("source")))
 
 

@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import calls as call_count  # noqa: E402
 from bench._common import OtherWork, machine, machine_line, percentile, table, write_results  # noqa: E402
 from sandbox import AzureDouble, Estate, sandbox_estate  # noqa: E402
 from sandbox import server as double_server  # noqa: E402
@@ -375,18 +376,60 @@ def verify(app: App, double: AzureDouble, by_event: dict[str, str], tracker: Tra
     run_counts = collections.Counter(r.path.split("?")[0].rstrip("/").rsplit("/", 2)[-2].lower() for r in runs)
     exactly_one = sum(1 for t in by_event.values() if run_counts.get(t.rsplit("/", 1)[-1].lower(), 0) == 1)
     event_ledger = job_ledger = applied = 0
-    for event_id in by_event:
+    from shared.azure.ids import canonical
+
+    for event_id, template in by_event.items():
         record = app.ledger.get(f"event:{event_id}")
         event_ledger += record is not None and record.state == "completed"
         summary = tracker.summaries.get(event_id)
         if summary is not None:
-            job = app.ledger.get(f"job:{summary['operation_id']}")
-            job_ledger += job is not None and job.state == "completed"
+            job = app.locks.job(canonical(template), summary["operation_id"])
+            job_ledger += job is not None and job.get("state") == "completed"
             applied += summary.get("result") == "applied"
     ok = exactly_one == n and event_ledger == n and job_ledger == n and applied == n and len(runs) == n
     return {"applied_runs": len(runs), "failed_run_requests": len(posts) - len(runs),
             "templates_with_exactly_one_run": exactly_one, "event_ledger_completed": event_ledger,
             "job_ledger_completed": job_ledger, "jobs_applied": applied, "ok": ok}
+
+
+COUNTER = call_count.CallCounter()
+CALL_TARGET = 12  # storage calls per event and its job (issue: fewer round trips)
+
+
+def count_calls(rig: Rig, events: int) -> dict[str, Any]:
+    """The HTTP calls of one event and its job, by stage, averaged over `events` events sent one at a time
+    (after a warm-up): handle_event, then the queue trigger's handle_job, as in the serial scenario."""
+    tag = uuid.uuid4().hex[:6]
+    with AzureDouble(estate=rig.estate, poll_after=1) as double:
+        ids = bench_templates(double, [f"tpl-calls-{tag}-warmup", *(f"tpl-calls-{tag}-{i:03d}" for i in range(events))])
+        app = new_app(rig.azurite, double, 1, rig.workdir / f"cards-{tag}")
+        warm_up(app, double, ids[0], rig)
+        totals: collections.Counter[str] = collections.Counter()
+        results = []
+        for template in ids[1:]:
+            COUNTER.reset()
+            COUNTER.recording = True
+            handle_event(arm_failure_event(template, event_id=str(uuid.uuid4()), correlation=str(uuid.uuid4())), app)
+            [message] = list(app.queue.client.receive_messages(max_messages=1, visibility_timeout=30))
+            results.append(handle_job(bytes(message.content), app, dequeue_count=message.dequeue_count)["result"])
+            app.queue.client.delete_message(message)
+            COUNTER.recording = False
+            totals.update(COUNTER.counts)
+        app.queue.client.delete_queue()
+        app.store.drop_tables()
+        app.store.close()
+    per_event = {stage: n / events for stage, n in totals.items()}
+    storage = sum(n for stage, n in per_event.items() if not stage.startswith(("ARM", "queue host")))
+    return {"events": events, "per_stage": per_event, "storage_per_event": round(storage, 1),
+            "arm_per_event": round(per_event.get("ARM (plan, apply, verify)", 0.0), 1),
+            "results": collections.Counter(results), "target": CALL_TARGET}
+
+
+def report_calls(calls: dict[str, Any]) -> None:
+    print(f"\ncalls per event and its job (mean of {calls['events']} events sent one at a time)")
+    print(table(["stage", "calls"], call_count.table_rows(calls["per_stage"]), align="lr"))
+    print(f"storage calls per event and job: {calls['storage_per_event']} (target <= {calls['target']}); "
+          f"ARM: {calls['arm_per_event']}; the queue host's receive/delete are the Functions host's, not counted")
 
 
 def run_scenario(rig: Rig, scenario: Scenario) -> dict[str, Any]:
@@ -466,6 +509,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[Scenario]]:
                         help="per latency, a paced run at this fraction of the best burst events/s (0: none)")
     parser.add_argument("--paced-concurrency", type=int, default=8, help="producer/worker threads of the paced run")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per scenario before giving up")
+    parser.add_argument("--call-events", type=int, default=None,
+                        help="events whose calls are counted by stage (default 10, quick 3)")
     parser.add_argument("--stock-double", action="store_true",
                         help="leave Nagle's algorithm on in the double (adds ~40 ms per request; see double_nodelay)")
     args = parser.parse_args(argv)
@@ -528,6 +573,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.lastResort = None  # the counter reports warnings; nothing is printed per record
 
     nodelay = double_nodelay(not args.stock_double)
+    call_count.install(COUNTER)
     info = machine()
     print(machine_line(info))
     print("double: TCP_NODELAY " + ("on (bench setting)" if nodelay else
@@ -539,6 +585,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         azurite.start()
         rig = Rig(sandbox_estate(), azurite, Path(tmp), args.timeout or (40.0 if args.quick else 240.0), warnings)
         try:
+            calls = count_calls(rig, args.call_events or (3 if args.quick else 10))
             for scenario in scenarios:
                 if scenario.pace:
                     bursts = [r["events_per_s"] for r in results
@@ -557,12 +604,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     report(results, f"end to end: event -> diagnosis -> rerun-image-build applied on the double -> ledger "
                     f"({'quick' if args.quick else 'full'}, {elapsed:.0f} s)")
+    report_calls(calls)
 
     verified = all(r["verify"]["ok"] for r in results)
     out: dict[str, Any] = {
         "name": "end_to_end", "mode": "quick" if args.quick else "full", "machine": info,
         "seconds": round(elapsed, 1), "double_tcp_nodelay": nodelay, "scenarios": results, "verified": verified,
-        "verdicts": {"every event applied exactly once": "PASS" if verified else "MISS"},
+        "calls": calls,
+        "verdicts": {"every event applied exactly once": "PASS" if verified else "MISS",
+                     f"storage calls per event and job <= {CALL_TARGET}":
+                         "PASS" if calls["storage_per_event"] <= CALL_TARGET else "MISS"},
     }
     # run_all reads end_to_end.json: a run of the stock double goes beside it, not over it
     path = write_results("end_to_end" if nodelay else "end_to_end_stock_double", out)

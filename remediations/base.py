@@ -5,7 +5,10 @@ makes every remediation idempotent and gives dry run for free.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +41,17 @@ class Change:
                 "before": self.before, "after": self.after}
 
 
+def change_key(change: Mapping[str, Any]) -> str:
+    """One change as a canonical string: what an approval approves, compared at execution."""
+    return json.dumps([str(change.get("resource_id", "")).lower(), change.get("action"), change.get("field"),
+                       change.get("before"), change.get("after")], sort_keys=True, default=str)
+
+
+def digest(changes: Iterable[Mapping[str, Any]]) -> str:
+    """The approved plan's fingerprint: target, field, before -> after of every change."""
+    return hashlib.sha256("\n".join(sorted(change_key(c) for c in changes)).encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The exact change, before -> after. `request` carries what apply will send (not shown)."""
@@ -48,14 +62,26 @@ class Plan:
     reason: str
     limits: tuple[tuple[str, str], ...] = ()
     request: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # Finishes (or rolls back) an interrupted change kept in the vault: no new change, no budget.
+    resume: bool = False
 
     @property
     def empty(self) -> bool:
         return not self.changes
 
+    @property
+    def digest(self) -> str:
+        return digest(c.to_dict() for c in self.changes)
+
+    def within(self, approved: Iterable[Mapping[str, Any]]) -> bool:
+        """True when every change of this plan was among the `approved` ones."""
+        allowed = {change_key(c) for c in approved}
+        return all(change_key(c.to_dict()) in allowed for c in self.changes)
+
     def to_dict(self) -> dict[str, Any]:
         return {"remediation": self.remediation, "target": self.target, "reason": self.reason,
-                "changes": [c.to_dict() for c in self.changes], "limits": dict(self.limits)}
+                "changes": [c.to_dict() for c in self.changes], "limits": dict(self.limits),
+                "digest": self.digest, "resume": self.resume}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +92,7 @@ class Outcome:
     error: str | None = None
     duration_ms: int = 0
     transient: bool = False  # failed on an error that may pass (throttling, 5xx): worth a later retry
+    drifted: bool = False  # not applied: the live plan is no longer the one that was approved
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -90,6 +117,7 @@ class Remediation(Protocol):
     target_kind: str
     params: tuple[tuple[str, str], ...]  # (name, meaning)
     limit_names: tuple[str, ...]  # Limits fields that bound it
+    # Optional class attribute `param_patterns: tuple[tuple[str, str], ...]`: a full-match regex per parameter.
 
     def plan(self, target: str, params: Mapping[str, str], ctx: Context) -> Plan: ...
 
@@ -138,6 +166,32 @@ def registry() -> Registry:
     for module in MODULES:
         importlib.import_module(f"remediations.{module}")
     return REGISTRY
+
+
+_VALUE = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
+
+
+def check_request(remediation: Remediation, target: str, params: Mapping[str, str]) -> str:
+    """A request refused before it is accepted, naming the field: a target of another type or
+    with extra segments (an adapter would act on a different resource), a parameter the
+    remediation does not take (it would be ignored and the default applied), or a value it
+    cannot use. Returns the target in canonical form (every key is made of it)."""
+    from shared.azure.ids import check_kind
+    from shared.core.errors import PayloadError
+
+    canonical = check_kind(target, remediation.target_kind)
+    known = dict(remediation.params)
+    patterns = dict(getattr(remediation, "param_patterns", ()))
+    for name, value in params.items():
+        if name not in known:
+            takes = ", ".join(sorted(known)) or "none"
+            raise PayloadError(f"params.{name}"[:80], f"{remediation.name} takes no parameter {name[:64]!r} "
+                               f"(it takes: {takes})")
+        pattern = patterns.get(name)
+        if not _VALUE.fullmatch(value) or (pattern and not re.fullmatch(pattern, value)):
+            raise PayloadError(f"params.{name}", f"not a value {remediation.name} can use for {name}: "
+                               f"{value[:80]!r} ({known[name]})")
+    return canonical
 
 
 def noop(name: str, target: str, reason: str, limits: tuple[tuple[str, str], ...] = ()) -> Plan:

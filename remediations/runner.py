@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from remediations.base import Outcome, RemediationError, Result, registry
+from remediations.base import Outcome, Plan, RemediationError, Result, registry
 from remediations.context import Context
 
 log = logging.getLogger("remediator.remediations")
@@ -43,7 +43,10 @@ def is_operational(exc: BaseException) -> bool:
     return isinstance(exc, (RemediationError, AzureError, FetchRefused, RedirectRefused, OSError, PayloadError))
 
 
-def execute(name: str, target: str, params: Mapping[str, str], ctx: Context, *, dry_run: bool = False) -> Outcome:
+def execute(name: str, target: str, params: Mapping[str, str], ctx: Context, *, dry_run: bool = False,
+            accept: Callable[[Plan], str | None] | None = None) -> Outcome:
+    """`accept` sees the live plan right before it is applied and may refuse it (a reason):
+    an approved job applies only the approved changes or fewer, checked where it cannot race."""
     remediation = registry().items.get(name)
     if remediation is None:
         raise UnknownRemediation(f"no remediation {name!r}; known: {', '.join(sorted(registry().items))}")
@@ -55,6 +58,9 @@ def execute(name: str, target: str, params: Mapping[str, str], ctx: Context, *, 
             return Outcome(Result.NOOP, plan, duration_ms=_ms(started))
         if dry_run:
             return Outcome(Result.DRY_RUN, plan, duration_ms=_ms(started))
+        refused = accept(plan) if accept is not None else None
+        if refused is not None:
+            return Outcome(Result.FAILED, plan, error=refused, duration_ms=_ms(started), drifted=True)
         log.info("applying %s to %s: %s", name, target, plan.reason,
                  extra={"remediation": name, "target": target})
         remediation.apply(plan, ctx)

@@ -1,9 +1,11 @@
-"""Where an image template's definition waits while the template is deleted and recreated.
+"""Where the intent of a multi-step change waits until the change is complete.
 
-The service cannot update a template in place, so a few remediations delete it and
-submit it again. Between the two, the definition exists only here: it is kept before the
-delete and dropped only after the recreate succeeded, so a failed recreate or a process
-killed midway is restored by the next attempt.
+The service cannot update an image template in place, so a few remediations delete it and
+submit it again; re-adding machines to a deployment takes two PUTs. Between the steps, what
+the resource was and what it becomes exist only here: kept before the first step and dropped
+only after the last, so a failed step, a process killed midway or a poisoned job is resumed
+(or rolled back) by the next attempt, the poison handler or the sweep. `remediation` names
+who kept it (None: any image template remediation may finish it).
 """
 
 from __future__ import annotations
@@ -16,11 +18,22 @@ from typing import Any, Protocol
 
 
 class TemplateVault(Protocol):
-    def keep(self, template_id: str, original: dict[str, Any], intended: dict[str, Any]) -> None: ...
+    def keep(self, template_id: str, original: dict[str, Any], intended: dict[str, Any],
+             remediation: str | None = None) -> None: ...
 
     def get(self, template_id: str) -> dict[str, Any] | None: ...
 
+    def pending(self) -> list[dict[str, Any]]: ...
+
     def drop(self, template_id: str) -> None: ...
+
+
+def _entry(template_id: str, original: dict[str, Any], intended: dict[str, Any],
+           remediation: str | None) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return {"template_id": template_id, "original": original, "intended": intended, "remediation": remediation,
+            "kept_at": datetime.now(UTC).isoformat()}
 
 
 class DirVault:
@@ -38,12 +51,13 @@ class DirVault:
     def _path(self, template_id: str) -> Path:
         return self.root / (hashlib.sha256(template_id.lower().encode()).hexdigest()[:32] + ".json")
 
-    def keep(self, template_id: str, original: dict[str, Any], intended: dict[str, Any]) -> None:
+    def keep(self, template_id: str, original: dict[str, Any], intended: dict[str, Any],
+             remediation: str | None = None) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self._path(template_id)
         tmp = path.with_suffix(".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
-            json.dump({"template_id": template_id, "original": original, "intended": intended}, fh)
+            json.dump(_entry(template_id, original, intended, remediation), fh)
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(path)
@@ -55,6 +69,11 @@ class DirVault:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return data
 
+    def pending(self) -> list[dict[str, Any]]:
+        if not self.root.exists():
+            return []
+        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.root.glob("*.json"))]
+
     def drop(self, template_id: str) -> None:
         self._path(template_id).unlink(missing_ok=True)
 
@@ -65,11 +84,15 @@ class MemoryVault:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
 
-    def keep(self, template_id: str, original: dict[str, Any], intended: dict[str, Any]) -> None:
-        self.items[template_id.lower()] = {"template_id": template_id, "original": original, "intended": intended}
+    def keep(self, template_id: str, original: dict[str, Any], intended: dict[str, Any],
+             remediation: str | None = None) -> None:
+        self.items[template_id.lower()] = _entry(template_id, original, intended, remediation)
 
     def get(self, template_id: str) -> dict[str, Any] | None:
         return self.items.get(template_id.lower())
+
+    def pending(self) -> list[dict[str, Any]]:
+        return list(self.items.values())
 
     def drop(self, template_id: str) -> None:
         self.items.pop(template_id.lower(), None)

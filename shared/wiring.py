@@ -47,6 +47,10 @@ class App:
     approvers: frozenset[str] = frozenset()
     approval_ttl: timedelta = APPROVAL_TTL
     settings: Mapping[str, str] = field(default_factory=dict)
+    card_retry_seconds: float = 2.0  # between attempts to post a card (tests set 0)
+    # True only where the platform vouches for the signed-in user (App Service authentication on):
+    # then, and only then, X-MS-CLIENT-PRINCIPAL names who decides.
+    identity_verified: bool = False
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -99,6 +103,14 @@ class App:
             host = env.get("WEBSITE_HOSTNAME")
             public_url = f"https://{host}" if host else "http://localhost:7071"
         approvers = frozenset(a.strip().lower() for a in env.get("REMEDIATOR_APPROVERS", "").split(",") if a.strip())
+        # App Service authentication sets WEBSITE_AUTH_ENABLED; only then is X-MS-CLIENT-PRINCIPAL the
+        # platform's word (it strips the header from incoming requests). An allow-list without it
+        # would trust a header anyone holding a link can send: refuse to start.
+        identity_verified = env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true"
+        if approvers and not identity_verified:
+            raise ConfigError("REMEDIATOR_APPROVERS is set but App Service authentication is off "
+                              "(WEBSITE_AUTH_ENABLED is not True): nothing would verify who approves. Turn on "
+                              "authentication (infra: approverAuthClientId) or unset REMEDIATOR_APPROVERS")
         vault: Any = TableVault(store) if env.get("REMEDIATOR_VAULT_DIR") is None else DirVault.default()
         ctx = Context(clients=Clients(Endpoints.from_env(env)), limits=Limits.from_env(env), vault=vault,
                       workspace_id=env.get("REMEDIATOR_WORKSPACE_ID") or None)
@@ -110,7 +122,7 @@ class App:
             webhook = None
         return cls(store=store, queue=JobQueue.from_env(env), ctx=ctx, policy=Policy.from_env(env),
                    notifier=Notifier(webhook), signing_keys=keys,
-                   public_url=public_url, approvers=approvers, settings=env)
+                   public_url=public_url, approvers=approvers, settings=env, identity_verified=identity_verified)
 
 
 _APP: App | None = None

@@ -30,7 +30,8 @@ MAX_DEQUEUE = 5  # host.json extensions.queues.maxDequeueCount
 def app(azurite: Azurite, store: StateStore, double: AzureDouble, tmp_path: Path, sleeps: Sleeps) -> Iterator[App]:
     queue = JobQueue(azurite.connection_string, name="jobs-" + uuid.uuid4().hex[:12])
     wired = App(store=store, queue=queue, ctx=make_context(double, sleeps), policy=Policy(PolicyMode.AUTO),
-                notifier=Notifier(None, sink=tmp_path / "cards"), signing_keys=(new_key(),), public_url=PUBLIC_URL)
+                notifier=Notifier(None, sink=tmp_path / "cards"), signing_keys=(new_key(),), public_url=PUBLIC_URL,
+                card_retry_seconds=0)
     yield wired
     queue.client.delete_queue()
 
@@ -172,13 +173,27 @@ def proposed(app: App, double: AzureDouble, tmp_path: Path) -> Links:
     return card_links(tmp_path)
 
 
+def page_form(app: App, approval_id: str, decision: str, token: str,
+              headers: dict[str, str] | None = None) -> dict[str, str]:
+    """The hidden fields of the confirmation page's form, as a browser reads them (GET the link)."""
+    import html
+    import re
+
+    from shared.entry import operations_api as api
+
+    _, page, _ = api.approval_page(app, approval_id, {"decision": decision, "token": token}, headers or {})
+    return {name: html.unescape(value) for name, value in
+            re.findall(r"<input type='hidden' name='(\w+)' value='([^']*)'>", str(page))}
+
+
 def post_decision(app: App, approval_id: str, decision: str, token: str,
                   headers: dict[str, str] | None = None) -> tuple[int, str]:
-    """The confirmation page's form, posted."""
+    """The confirmation page's form, posted as the browser posts it (read from the page first)."""
     from urllib.parse import urlencode
 
     from shared.entry import operations_api as api
 
-    body = urlencode({"decision": decision, "token": token}).encode()
+    form = page_form(app, approval_id, decision, token, headers) or {"decision": decision, "token": token}
+    body = urlencode(form).encode()
     status, page, _ = api.approval_decision(app, approval_id, {}, headers or {}, body)
     return status, str(page)

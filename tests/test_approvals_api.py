@@ -90,15 +90,20 @@ def test_approval_expired_token_is_refused(app: App, proposed: Links) -> None:
 
 
 def test_approval_token_for_another_approval_is_refused(app: App, proposed: Links) -> None:
-    _, token = proposed["approve"]
-    other = "0" * 32
-    status, page = post_decision(app, other, "approve", token)
+    approval_id, token = proposed["approve"]
+    first = app.approvals.get(approval_id)
+    assert first is not None
+    other = app.approvals.create(remediation=first.remediation, target=first.target, scenario=first.scenario,
+                                 plan=dict(first.plan))
+    status, page = post_decision(app, other.id, "approve", token)
     assert status == 403 and "wrong_approval" in page
+    status, page = post_decision(app, "0" * 32, "approve", token)
+    assert status == 404, "no such approval: nothing to refuse, nothing recorded"
 
 
 def test_approval_by_someone_off_the_allow_list_is_refused(app: App, double: AzureDouble,
                                                           proposed: Links) -> None:
-    app.approvers = frozenset({"alice@contoso.com"})
+    app.approvers, app.identity_verified = frozenset({"alice@contoso.com"}), True
     approval_id, token = proposed["approve"]
     status, page = post_decision(app, approval_id, "approve", token, principal_header("mallory@contoso.com"))
     assert status == 403 and "not on the approvers list" in page

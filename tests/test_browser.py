@@ -93,4 +93,26 @@ def test_browser_function_routes_need_the_key_and_approval_links_do_not(wired: A
             assert ok.status == 200
         with pytest.raises(urllib.error.HTTPError) as bad_link:
             urllib.request.urlopen(f"{server.url}/api/approvals/{'0' * 32}?decision=approve&token=x", timeout=10)
-        assert bad_link.value.code == 403  # reached the handler without a key, refused by the token
+        assert bad_link.value.code == 404  # reached the handler without a key: no such approval
+
+
+def test_browser_failure_text_shows_as_text_never_as_a_link_on_the_card(tmp_path: Path) -> None:
+    """Issue 11 item 16: a failure message holding Markdown must not put a live link above the buttons.
+    Rendered with Markdown on, as Teams renders TextBlocks and FactSets."""
+    from shared.approvals.cards import CardLinks, approval_card, message
+
+    hostile = "Build failed: [Approve now](https://evil.example/steal) **urgent** <b>bold</b>"
+    card = approval_card(title=hostile, scenario="aib.no_artifacts", remediation="rerun-image-build",
+                         target="/subscriptions/s/resourceGroups/g/providers/Microsoft.VirtualMachineImages/"
+                                "imageTemplates/tpl_a_b", reason=hostile, evidence=[hostile],
+                         changes=[{"field": "properties.lastRunStatus.runState", "before": hostile,
+                                   "after": "Running"}], limits={"max_build_timeout": "960"}, expires_at="soon",
+                         links=CardLinks(approve="https://x.test/approve", reject="https://x.test/reject"))
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(message(card)))
+    rendered = drive(tmp_path, phase="render", card=str(path))["card"]
+    assert rendered["events"] == [] and rendered["failures"] == []
+    assert rendered["links"] == [], "no link came from the failure text"
+    assert "[Approve now](https://evil.example/steal)" in rendered["text"], "the text is shown as it is"
+    assert "max_build_timeout" in rendered["text"] and "tpl_a_b" in rendered["text"]
+

@@ -220,6 +220,7 @@ def test_openapi_describes_what_the_handlers_answer(wired: App, double: AzureDou
                  b'{"schemaId": "azureMonitorCommonAlertSchema", "data": {}}'):
         conforms("POST", "/alerts", call("alerts", "POST", body=body))
     handle_event(arm_failure_event(double.refs["template:tpl-win2022-timeout"]), wired)  # an approval to link to
+    wired.policy = Policy(PolicyMode.AUTO)  # a manual run obeys policy: in auto an auto fix is queued
     queued = call("run_remediation", "POST", body=json.dumps({"target": tpl}).encode(),
                   route={"name": "rerun-image-build"})
     conforms("POST", "/remediations/{name}", queued)

@@ -75,7 +75,7 @@ def test_poison_a_job_that_keeps_failing_becomes_a_failed_record_and_a_notice(ap
     handle_event(arm_failure_event(tpl), app)
     assert drain(app) == []
     [poison] = app.audit.query(kind="poison")
-    assert poison.target == tpl and "maximum delivery attempts" in (poison.reason or "")
+    assert poison.target == tpl.lower() and "maximum delivery attempts" in (poison.reason or "")
     assert "HTTP 500" in (poison.reason or ""), "the last error is kept with the record"
     op = app.operations.get(poison.operation_id or "")
     assert op is not None and op.status == "failed"
@@ -99,7 +99,7 @@ def test_suggest_mode_proposes_an_approval_card_and_changes_nothing(app: App, do
     handle_event(arm_failure_event(tpl), app)  # the same failure again: one approval, one card
     assert drain(app) == [] and runs(double) == 0
     [approval] = app.approvals.pending()
-    assert approval.remediation == "rerun-image-build" and approval.target == tpl
+    assert approval.remediation == "rerun-image-build" and approval.target == tpl.lower()  # canonical
     [card] = cards(tmp_path)
     content = card["attachments"][0]["content"]
     assert content["type"] == "AdaptiveCard"

@@ -89,3 +89,13 @@ def without(configuration: dict[str, Any], drop: dict[str, set[str]]) -> dict[st
         lowered = {n.lower() for n in names}
         update[list_name] = [m for m in update.get(list_name) or [] if m.lower() not in lowered]
     return body
+
+
+def refuse_while_readd_pending(ctx: Context, configuration_id: str, name: str) -> None:
+    """A deployment with an interrupted re-add kept in the vault is finished by it first: another
+    PUT now would be undone (or undo the machines) when the re-add resumes."""
+    kept = ctx.vault.get(configuration_id)
+    if kept is not None and kept.get("remediation") not in (None, name):
+        raise RemediationError(f"an interrupted {kept.get('remediation')} is pending on {configuration_id}: "
+                               "it is finished first")
+

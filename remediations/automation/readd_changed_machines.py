@@ -3,7 +3,10 @@
 A machine whose agent was reinstalled, or a clone, reports under a new SourceComputerId
 and its runs fail to start ("hybrid worker group that does not exist"). The guide's
 fix: find them with the Heartbeat query, then remove them from the deployment and add
-them back so it binds to the new id. Two PUTs; the deployment ends as it was listed.
+them back so it binds to the new id. Two PUTs; the deployment ends as it was listed. The
+deployment as it was is kept in the vault before the first PUT and dropped after the second,
+so a failed or interrupted second PUT is finished by the next attempt (the machines never stay
+out of patching), whatever the live state then says.
 """
 
 from __future__ import annotations
@@ -29,9 +32,16 @@ class ReaddChangedMachines:
     target_kind = "Microsoft.Automation/automationAccounts/softwareUpdateConfigurations"
     params = (("workspace", "the Log Analytics workspace id (default REMEDIATOR_WORKSPACE_ID)"),)
     limit_names = ("max_machines_per_change",)
+    param_patterns = (("workspace", r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"),)
 
     def plan(self, target: str, params: Mapping[str, str], ctx: Context) -> Plan:
         limits = (("max_machines_per_change", str(ctx.limits.max_machines_per_change)),)
+        kept = ctx.vault.get(target)
+        if kept is not None and kept.get("remediation") == NAME:
+            change = Change(target, "restore", "properties.updateConfiguration",
+                            "machines removed by an interrupted re-add", "the deployment as it was listed")
+            return Plan(NAME, target, (change,), "finish an interrupted re-add", limits,
+                        {"restored": kept["original"]}, resume=True)
         failed = _machines.failed_run(ctx, target)
         if failed is None:
             return noop(NAME, target, "no machine failed to start in the latest run", limits)
@@ -62,8 +72,12 @@ class ReaddChangedMachines:
                      "restored": submittable(failed.configuration)})
 
     def apply(self, plan: Plan, ctx: Context) -> None:
-        ctx.automation.put_configuration(plan.target, dict(plan.request["removed"]))
-        ctx.automation.put_configuration(plan.target, dict(plan.request["restored"]))
+        restored = dict(plan.request["restored"])
+        if not plan.resume:
+            ctx.vault.keep(plan.target, restored, dict(plan.request["removed"]), remediation=NAME)
+            ctx.automation.put_configuration(plan.target, dict(plan.request["removed"]))
+        ctx.automation.put_configuration(plan.target, restored)
+        ctx.vault.drop(plan.target)
 
     def verify(self, plan: Plan, ctx: Context) -> bool:
         config = ctx.automation.get_configuration(plan.target)

@@ -27,10 +27,12 @@ class RemoveMissingMachines:
     target_kind = "Microsoft.Automation/automationAccounts/softwareUpdateConfigurations"
     params = (("workspace", "Log Analytics workspace id, for non-Azure machines (default REMEDIATOR_WORKSPACE_ID)"),)
     limit_names = ("max_machines_per_change", "missing_after_days")
+    param_patterns = (("workspace", r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"),)
 
     def plan(self, target: str, params: Mapping[str, str], ctx: Context) -> Plan:
         limits = (("max_machines_per_change", str(ctx.limits.max_machines_per_change)),
                   ("missing_after_days", str(ctx.limits.missing_after_days)))
+        _machines.refuse_while_readd_pending(ctx, target, NAME)
         failed = _machines.failed_run(ctx, target)
         if failed is None:
             return noop(NAME, target, "no machine failed to start in the latest run", limits)

@@ -28,6 +28,7 @@ class IncreaseImageBuildTimeout:
     target_kind = "Microsoft.VirtualMachineImages/imageTemplates"
     params = (("minutes", "the new timeout in minutes (default: double the current, at most the limit)"),)
     limit_names = ("max_build_timeout",)
+    param_patterns = (("minutes", r"[1-9][0-9]{0,3}"),)
 
     def plan(self, target: str, params: Mapping[str, str], ctx: Context) -> Plan:
         limits = (("max_build_timeout", str(ctx.limits.max_build_timeout)),)
@@ -56,7 +57,8 @@ class IncreaseImageBuildTimeout:
         )
         reason = f"the last build ({state}) ran out of its {effective}-minute timeout"
         return Plan(NAME, target, changes, reason, limits,
-                    {"original": _images.definition(template), "intended": intended})
+                    {"original": _images.definition(template), "intended": intended,
+                     "id": template.get("id") or target})
 
     def apply(self, plan: Plan, ctx: Context) -> None:
         _images.apply_recreate(ctx, plan)

@@ -28,6 +28,7 @@ class IncreaseImageBuildVmSize:
     target_kind = "Microsoft.VirtualMachineImages/imageTemplates"
     params = (("size", "the size to use instead of the next ladder step (must be on the ladder, above the current)"),)
     limit_names = ("vm_size_ladder",)
+    param_patterns = (("size", r"Standard_[A-Za-z0-9_]{1,60}"),)
 
     def plan(self, target: str, params: Mapping[str, str], ctx: Context) -> Plan:
         ladder = ctx.limits.vm_size_ladder

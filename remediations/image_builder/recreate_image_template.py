@@ -39,7 +39,7 @@ class RecreateImageTemplate:
         definition = _images.definition(template)
         change = Change(target, "recreate", "properties.provisioningState", state, "Succeeded")
         return Plan(NAME, target, (change,), f"submission failed: {error}", (),
-                    {"original": definition, "intended": definition})
+                    {"original": definition, "intended": definition, "id": template.get("id") or target})
 
     def apply(self, plan: Plan, ctx: Context) -> None:
         _images.apply_recreate(ctx, plan)

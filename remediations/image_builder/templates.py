@@ -27,28 +27,31 @@ def get_or_none(ctx: Context, template_id: str) -> dict[str, Any] | None:
 
 
 def restore_plan(ctx: Context, name: str, template_id: str, limits: tuple[tuple[str, str], ...] = ()) -> Plan:
-    """A missing template: if an interrupted recreate deleted it, the kept definition brings
-    it back; otherwise there is nothing to act on."""
+    """A missing template: if an interrupted recreate deleted it, the kept definitions bring
+    it back (the intended one, else the original); otherwise there is nothing to act on."""
     kept = ctx.vault.get(template_id)
     if kept is None:
         raise RemediationError(f"image template {template_id} does not exist")
     change = Change(template_id, "restore", "template", "missing (deleted by an interrupted recreate)",
                     "recreated from the definition kept before the delete")
-    return Plan(name, template_id, (change,), "finish an interrupted recreate", limits, {"intended": kept["intended"]})
+    return Plan(name, template_id, (change,), "finish an interrupted recreate", limits,
+                {"intended": kept["intended"], "original": kept.get("original"),
+                 "id": kept.get("template_id") or template_id}, resume=True)
 
 
 def apply_recreate(ctx: Context, plan: Plan) -> None:
-    """Carries out a recreate plan, or finishes an interrupted one (only `intended` known)."""
-    if "original" in plan.request:
-        recreate(ctx, plan.target, plan.request["original"], plan.request["intended"])
+    """Carries out a recreate plan, or finishes an interrupted one (`plan.resume`)."""
+    template_id = str(plan.request.get("id") or plan.target)  # the live spelling: names keep their case
+    if plan.resume:
+        finish(ctx, template_id, plan.request["intended"], plan.request.get("original"))
     else:
-        ctx.images.create(plan.target, plan.request["intended"])
-        ctx.vault.drop(plan.target)
+        recreate(ctx, template_id, plan.request["original"], plan.request["intended"])
 
 
 def recreate(ctx: Context, template_id: str, original: dict[str, Any], intended: dict[str, Any]) -> None:
-    """Delete, then create `intended`. If the create fails, the original comes back; if the
-    process dies in between, the vault still holds both for the next attempt."""
+    """Delete, then create `intended`, with both definitions kept in the vault first. A transient
+    error (throttling, an ARM outage) leaves the vault as it is and is raised as transient, so
+    the retry finishes the recreate; a permanent refusal of `intended` brings the original back."""
     try:
         ctx.vault.keep(template_id, original, intended)
     except Exception as exc:
@@ -56,12 +59,24 @@ def recreate(ctx: Context, template_id: str, original: dict[str, Any], intended:
                                f"not deleted: {exc}") from exc
     if get_or_none(ctx, template_id) is not None:
         ctx.images.delete(template_id)
+    finish(ctx, template_id, intended, original)
+
+
+def finish(ctx: Context, template_id: str, intended: dict[str, Any], original: dict[str, Any] | None) -> None:
+    """The template is gone and the vault holds its definitions: create `intended`; if the service
+    refuses it for good, restore `original`. The vault is dropped only once one of them exists."""
+    from shared.azure.retry import is_transient
+
     try:
         ctx.images.create(template_id, intended)
     except Exception as create_error:
+        if is_transient(create_error) or original is None or original == intended:
+            raise  # transient: the vault keeps both for the retry; permanent with nothing else to try
         try:
             ctx.images.create(template_id, original)
         except Exception as restore_error:
+            if is_transient(restore_error):
+                raise
             raise RemediationError(
                 f"recreate of {template_id} failed ({create_error}) and so did restoring its original "
                 f"definition ({restore_error}); the definition is kept in the vault for the next attempt"
@@ -79,5 +94,5 @@ def require_template(ctx: Context, template_id: str) -> dict[str, Any]:
     return template
 
 
-__all__ = ["FAILED_RUNS", "apply_recreate", "definition", "get_or_none", "recreate", "require_template",
+__all__ = ["FAILED_RUNS", "apply_recreate", "definition", "finish", "get_or_none", "recreate", "require_template",
            "restore_plan", "run_state"]

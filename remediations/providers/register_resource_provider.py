@@ -1,7 +1,12 @@
 """Register a resource provider on a subscription and wait until it is `Registered`.
 
-Only namespaces on the configured allow-list (default Microsoft.Automation): the
-deployed role grants `register/action` for exactly those.
+Only namespaces on the configured allow-list (`register_namespaces`, default Microsoft.Automation,
+Microsoft.Compute, Microsoft.Maintenance, Microsoft.HybridCompute, Microsoft.GuestConfiguration, as
+scenarios.md names them; the adapter declares `<ns>/register/action` for each and the deployed role grants
+exactly the configured ones). A namespace off the list is refused with the list, before anything is read.
+Update Manager needs Microsoft.Maintenance for schedules and Microsoft.Compute on the subscriptions of
+Arc-enabled servers for their periodic assessment data (learn.microsoft.com/azure/update-manager/troubleshoot,
+"Unable to generate periodic assessment for Arc-enabled servers").
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from collections.abc import Mapping
 
 from remediations.base import Change, Plan, RemediationError, noop, register
 from remediations.context import Context
+from remediations.limits import REGISTER_NAMESPACES
+from shared.azure.providers import REGISTRABLE
 from shared.core.domain import Mode
 
 NAME = "register-resource-provider"
@@ -25,18 +32,23 @@ def subscription_of(target: str) -> str:
 @register
 class RegisterResourceProvider:
     name = NAME
-    fixes = ("um.rp_not_registered",)
+    fixes = ("um.rp_not_registered", "aum.provider_not_registered")
     mode = Mode.AUTO
-    summary = "registers a resource provider (default Microsoft.Automation) and waits for Registered"
+    summary = "registers a resource provider (default Microsoft.Automation; allow-listed) and waits for Registered"
     target_kind = "subscription"
-    params = (("namespace", "the provider namespace (default Microsoft.Automation; must be allowed)"),)
+    params = (("namespace", "the provider namespace (default Microsoft.Automation; one of register_namespaces: "
+                            + ", ".join(REGISTER_NAMESPACES) + " by default)"),)
     limit_names = ("register_namespaces", "register_wait_seconds")
+    param_patterns = (("namespace", r"[A-Za-z][A-Za-z0-9]{0,40}\.[A-Za-z][A-Za-z0-9.]{0,80}"),)
 
     def _namespace(self, params: Mapping[str, str], ctx: Context) -> str:
         wanted = params.get("namespace") or "Microsoft.Automation"
         allowed = {n.lower(): n for n in ctx.limits.register_namespaces}
         if wanted.lower() not in allowed:
             raise RemediationError(f"namespace {wanted} is not in register_namespaces ({', '.join(allowed.values())})")
+        if wanted.lower() not in {n.lower() for n in REGISTRABLE}:
+            raise RemediationError(f"namespace {wanted} is allowed by register_namespaces but the app declares no "
+                                   f"{wanted}/register/action (it registers {', '.join(REGISTRABLE)})")
         return allowed[wanted.lower()]
 
     def plan(self, target: str, params: Mapping[str, str], ctx: Context) -> Plan:

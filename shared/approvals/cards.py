@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -42,12 +43,23 @@ def portal_link(resource_id: str) -> str:
     return "https://portal.azure.com/#@/resource" + quote(resource_id, safe="/")
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!<>~|])")
+_LINE_START = re.compile(r"(?m)^(\s*)([-=]|\d+(?=[.)]))")
+
+
+def plain(text: str) -> str:
+    """Text from outside (failure text, resource names, reasons) shown as it is: TextBlocks and
+    FactSets render Markdown, so a failure message holding `[Approve](https://...)` would put a
+    live link above the real buttons. Every Markdown character is escaped with a backslash."""
+    return _LINE_START.sub(r"\1\\\2", _MARKDOWN.sub(r"\\\1", text))
+
+
 def _text(text: str, **extra: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, **extra}
 
 
 def _facts(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    return {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in pairs]}
+    return {"type": "FactSet", "facts": [{"title": plain(k), "value": plain(v)} for k, v in pairs]}
 
 
 def _field(change: Mapping[str, Any]) -> str:
@@ -67,11 +79,11 @@ def approval_card(*, title: str, scenario: str, remediation: str, target: str, r
 
     def build(evidence_lines: Sequence[str], change_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         body: list[dict[str, Any]] = [
-            _text(f"Approval needed: {remediation}", size="Large", weight="Bolder"),
-            _text(f"{title} ({scenario})", isSubtle=True),
+            _text(f"Approval needed: {plain(remediation)}", size="Large", weight="Bolder"),
+            _text(plain(f"{title} ({scenario})"), isSubtle=True),
             _facts([("Resource", target.rsplit("/", 1)[-1]), ("Why", reason), ("Link expires", expires_at)]),
             _text("Evidence", weight="Bolder", spacing="Medium"),
-            *[_text(line[:400], fontType="Monospace", size="Small") for line in evidence_lines],
+            *[_text(plain(line[:400]), fontType="Monospace", size="Small") for line in evidence_lines],
             _text("Change", weight="Bolder", spacing="Medium"),
             _facts([(_field(c), f"{_fmt(c['before'])} → {_fmt(c['after'])}") for c in change_rows]),
         ]
@@ -102,7 +114,7 @@ def approval_card(*, title: str, scenario: str, remediation: str, target: str, r
 def outcome_card(*, remediation: str, target: str, result: str, detail: str,
                  changes: Sequence[Mapping[str, Any]], decided_by: str | None) -> dict[str, Any]:
     body = [
-        _text(f"{remediation}: {result}", size="Large", weight="Bolder",
+        _text(plain(f"{remediation}: {result}"), size="Large", weight="Bolder",
               color="Good" if result in ("applied", "noop") else "Attention"),
         _facts([("Resource", target.rsplit("/", 1)[-1]), ("Decided by", decided_by or "policy"), ("Detail", detail)]),
         _facts([(_field(c), f"{_fmt(c['before'])} → {_fmt(c['after'])}") for c in changes[:20]]),

@@ -198,3 +198,19 @@ def _claims(payload: bytes, key_index: int) -> TokenClaims:
     except (UnicodeDecodeError, OverflowError, OSError, ValueError) as error:
         raise TokenError("malformed", "inconsistent token fields") from error
     return TokenClaims(approval_id, decision, expires_at, nonce.hex(), key_index)
+
+
+_PAGE_LABEL = b"azure-remediator/confirmation-page/v1\x00"
+
+
+def page_token(token: str, key: bytes) -> str:
+    """A value only the confirmation page carries: bound to the link's token, so a form posted
+    from another site (which never saw the page) cannot decide."""
+    mac = hmac.new(key, _PAGE_LABEL + token.encode("utf-8"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+def check_page_token(value: str | None, token: str, keys: tuple[bytes, ...]) -> bool:
+    if not value:
+        return False
+    return any(hmac.compare_digest(page_token(token, key), value) for key in keys)

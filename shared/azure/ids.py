@@ -49,3 +49,39 @@ def parse(resource_id: str) -> ResourceId:
     if not rest or len(rest) % 2:
         raise InvalidResourceId("target", f"not an ARM resource id (type/name pairs expected): {resource_id!r}")
     return ResourceId(sub, group, namespace, tuple(rest[0::2]), tuple(rest[1::2]))
+
+
+def canonical(resource_id: str) -> str:
+    """The one spelling every key is made of: ARM ids are case-insensitive, and alerts send them
+    lower-cased while events and the portal keep the case they were created with. Lower case,
+    no empty segments, no trailing slash. Calls that create a resource take the case from the
+    live resource, never from this form."""
+    return "/" + "/".join(p for p in resource_id.strip().split("/") if p).lower()
+
+
+_SUBSCRIPTION_SEGMENTS = 2
+_GROUP_SEGMENTS = 4
+
+
+def check_kind(resource_id: str, kinds: str) -> str:
+    """`resource_id` in canonical form when it names exactly a resource of one of `kinds`
+    (`Namespace/type[/childType]`, `subscription` or `resourceGroup`, alternatives separated by
+    `|`), else InvalidResourceId naming why: a target of another type, or one with extra
+    segments, would make an adapter act on a different resource than the one named."""
+    parts = [p for p in resource_id.strip().split("/") if p]
+    low = [p.lower() for p in parts]
+    wanted = [k.strip() for k in kinds.split("|") if k.strip()]
+    if len(low) >= _SUBSCRIPTION_SEGMENTS and low[0] == "subscriptions":
+        if len(low) == _SUBSCRIPTION_SEGMENTS and "subscription" in wanted:
+            return canonical(resource_id)
+        if len(low) == _GROUP_SEGMENTS and low[2] == "resourcegroups" and "resourceGroup" in wanted:
+            return canonical(resource_id)
+        if len(low) > _GROUP_SEGMENTS + 2 and low[2] == "resourcegroups" and low[4] == "providers":
+            rest = parts[6:]
+            if len(rest) % 2 == 0:
+                kind = "/".join([parts[5], *rest[0::2]]).lower()
+                if any(kind == k.lower() for k in wanted):
+                    return canonical(resource_id)
+                raise InvalidResourceId("target", f"a {'/'.join([parts[5], *rest[0::2]])} where "
+                                        f"{' or '.join(wanted)} is needed: {resource_id[:300]!r}")
+    raise InvalidResourceId("target", f"expected the id of a {' or '.join(wanted)}, got {resource_id[:300]!r}")

@@ -134,9 +134,18 @@ class Policy:
         """Counts one change against both budgets; a Decision to deny when either is spent.
         The narrow budget goes first; a change refused by the global one still used its
         target's slot (budgets err on the side of fewer changes)."""
-        if not budget.take(f"target:{target.lower()}", "day", self.max_changes_per_target_per_day):
+        budgets: list[tuple[str, Window, int]] = [(f"target:{target.lower()}", "day",
+                                                    self.max_changes_per_target_per_day),
+                                                   ("global", "hour", self.max_changes_per_hour)]
+        take_all = getattr(budget, "take_all", None)
+        if take_all is not None:  # both in one transaction where the store can (Table Storage)
+            refused = take_all(budgets)
+        else:
+            refused = next((i for i, (scope, window, limit) in enumerate(budgets)
+                            if not budget.take(scope, window, limit)), None)
+        if refused == 0:
             return Decision(Action.DENY, f"{self.max_changes_per_target_per_day} changes to this target today already")
-        if not budget.take("global", "hour", self.max_changes_per_hour):
+        if refused == 1:
             return Decision(Action.DENY, f"circuit breaker: {self.max_changes_per_hour} changes this hour already")
         return None
 

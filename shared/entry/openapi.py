@@ -95,8 +95,10 @@ def _schemas() -> dict[str, Any]:
 
         # --- requests -------------------------------------------------------------------------
         "CommonAlert": _object({
-            "schemaId": _string(enum=["azureMonitorCommonAlertSchema"],
-                                description="Enable the common alert schema on the action group."),
+            "schemaId": _string(description="`azureMonitorCommonAlertSchema` (recommended); the older webhook "
+                                            "schemas `Microsoft.Insights/activityLogs`, `Microsoft.Insights/LogAlert`, "
+                                            "`AzureMonitorMetricAlert`, `AIP Budget Notification` and the classic "
+                                            "metric and Log Analytics alerts without a schemaId are read too."),
             "data": _object({
                 "essentials": _object({
                     "alertId": _string(maxLength=MAX_ID_CHARS),
@@ -227,13 +229,25 @@ def _schemas() -> dict[str, Any]:
         "AlertAccepted": _object({
             "alert_id": _string(), "scenario": _string(), "title": _string(), "evidence": _array(_string()),
             "dispatched": _array(_ref("Dispatched")),
+            "diagnoses": _array(_object({"scenario": _string(), "title": _string(), "evidence": _array(_string()),
+                                         "target": _nullable(_string())}),
+                                description="One per failure the alert stands for: each row it carries, or each "
+                                            "row of a log search alert's query read again for its window."),
         }, ["alert_id", "scenario", "dispatched"]),
         "AlertHandled": _object({
             "alert_id": _string(),
-            "condition": _string(enum=["Resolved"]),
+            "condition": _string(enum=["Resolved", "Fired"],
+                                 description="`Fired` with `scenario` `none`: the alert's signal is no failure "
+                                             "(an operation that succeeded or is running, a resolved Service "
+                                             "Health issue)."),
+            "scenario": _string(), "status": _string(),
             "withdrawn": _array(_string(), description="Approvals withdrawn because the alert resolved."),
             "duplicate": {"type": "boolean", "description": "This firing was already handled."},
             "state": _string(description="The ledger state of the earlier delivery."),
+            "refused": _string(description="An alert schema this app does not read: recorded in the audit trail "
+                                           "and logged as an error, answered 200 (action groups do not send a "
+                                           "4xx again)."),
+            "field": _string(),
         }, ["alert_id"]),
         "Remediation": _object({
             "name": _string(), "fixes": _array(_string()), "mode": _string(enum=["auto", "approval", "advice"]),
@@ -246,6 +260,16 @@ def _schemas() -> dict[str, Any]:
             "status": _string(),
             "status_url": _string(),
         }, ["operation_id", "status", "status_url"]),
+        "RequestDecided": _object({
+            "status": _string(enum=["queued", "proposed", "observed", "noop", "failed"],
+                              description="What policy made of the request: queued (an operation), proposed "
+                              "(an approval and its card), observed (recorded only), noop (nothing to do)."),
+            "reason": _string(),
+            "requested_by": _string(),
+            "operation_id": _string(pattern=OPERATION_ID_PATTERN),
+            "status_url": _string(),
+            "approval_id": _string(pattern=OPERATION_ID_PATTERN),
+        }, ["status", "reason"]),
         "Operation": _object({
             "id": _string(pattern=OPERATION_ID_PATTERN),
             "kind": _string(enum=["manual", "auto", "approval"]),
@@ -311,6 +335,27 @@ def _paths() -> dict[str, Any]:
                 "401": _UNAUTHORIZED,
                 "413": _error(f"The body is over {MAX_BODY} bytes.", ["(payload)"]),
             },
+        }, "options": {
+            "operationId": "diagnoseWebhookHandshake",
+            "tags": ["diagnosis"],
+            "summary": "The CloudEvents webhook validation handshake, so a CloudEvents 1.0 subscription can "
+                       "deliver to this route.",
+            "parameters": [
+                {"name": "WebHook-Request-Origin", "in": "header", "required": True, "schema": _string(),
+                 "description": "The sender's host name (Event Grid: `eventgrid.azure.net`)."},
+                {"name": "WebHook-Request-Rate", "in": "header", "required": False, "schema": _string(),
+                 "description": "The delivery rate the sender asks for (any is allowed)."},
+            ],
+            "responses": {
+                "200": _json(_object({"allowed_origin": _string(), "allowed_rate": _string()},
+                                     ["allowed_origin"]),
+                             "Allowed: `WebHook-Allowed-Origin` echoes the origin, `WebHook-Allowed-Rate` is `*`.",
+                             headers={"WebHook-Allowed-Origin": {"schema": _string()},
+                                      "WebHook-Allowed-Rate": {"schema": _string()}}),
+                "400": _error("No `WebHook-Request-Origin`, or one that is no host name.",
+                              ["WebHook-Request-Origin"]),
+                "401": _UNAUTHORIZED,
+            },
         }},
         "/scenarios": {"get": {
             "operationId": "listScenarios",
@@ -327,7 +372,8 @@ def _paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CommonAlert")}},
                             "description": f"At most {MAX_BODY} bytes."},
             "responses": {
-                "200": _json(_ref("AlertHandled"), "Resolved (approvals withdrawn), or a firing already handled."),
+                "200": _json(_ref("AlertHandled"), "Resolved (approvals withdrawn), a firing already handled, or an "
+                                                  "alert schema refused (recorded)."),
                 "202": _json(_ref("AlertAccepted"), "Diagnosed; what was queued, proposed or only observed."),
                 "400": _error("Empty body, malformed JSON, not the common alert schema, or an alert field "
                               "missing or of the wrong type (`field` is its dotted path, e.g. "
@@ -348,20 +394,27 @@ def _paths() -> dict[str, Any]:
         "/remediations/{name}": {"post": {
             "operationId": "runRemediation",
             "tags": ["remediation"],
-            "summary": "Run one remediation on one target: queued, answered at once with an operation.",
+            "summary": "Request one remediation on one target. The same policy as for every failure decides: "
+                       "queued (an operation), proposed for approval (a card), or only recorded (observe).",
             "parameters": [{"name": "name", "in": "path", "required": True, "description": "A remediation name.",
                             "schema": _string(pattern=REMEDIATION_NAME_PATTERN)}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RemediationRequest")}},
                             "description": f"At most {MAX_BODY} bytes."},
             "responses": {
-                "202": _json(_ref("OperationAccepted"), "Queued; poll the operation.", headers={
-                    "Location": {"description": "The operation's status URL.", "schema": _string()}}),
-                "400": _error("Malformed JSON, not an object, or a field of the wrong type or an unknown field.",
-                              ["(body)", "target", "params", "dry_run", "<the unknown field>"]),
+                "200": _json(_ref("RequestDecided"), "Recorded only (observe) or nothing to do (noop)."),
+                "202": _json(_ref("RequestDecided"),
+                             "Queued (poll the operation at `status_url`, also sent as `Location`; a dry run "
+                             "always is) or proposed for approval (`approval_id`)."),
+                "400": _error("Malformed JSON, not an object, a field of the wrong type or an unknown field, a "
+                              "target of another resource type, or a parameter the remediation does not take.",
+                              ["(body)", "target", "params", "params.<name>", "dry_run", "<the unknown field>"]),
                 "401": _UNAUTHORIZED,
-                "403": _error("The target is outside the allowed scopes.", ["target"]),
+                "403": _error("The target, or a resource the change would touch, is outside the allowed scopes.",
+                              ["target"]),
                 "404": _error("No remediation of that name.", ["name"]),
+                "409": _error("The remediation cannot be planned on this target (the reason says why).", ["target"]),
                 "413": _error(f"The body is over {MAX_BODY} bytes.", ["(body)"]),
+                "503": _error("Azure could not answer while planning: send it again after Retry-After.", []),
             },
         }},
         "/operations/{id}": {"get": {

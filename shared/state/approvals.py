@@ -73,6 +73,8 @@ class Approval:
     decided_by: str | None = None
     decided_at: datetime | None = None
     reason: str | None = None
+    # When its card reached Teams (or the sink); None: not yet, the sweep sends it again.
+    card_sent_at: datetime | None = None
 
     def is_open(self, now: datetime) -> bool:
         """Still waiting for a decision (pending and not past its expiry)."""
@@ -176,6 +178,19 @@ class Approvals:
                 log.info("approval %s %s by %s", approval_id, new_state, approver)
                 return decided
         raise Contention(f"approval {approval_id}: no decision within {ATTEMPTS} attempts")
+
+    def card_sent(self, approval_id: str) -> Approval | None:
+        """Records that the approval's card went out (whatever its state now)."""
+        for _ in range(ATTEMPTS):
+            row = self._row(approval_id)
+            if row is None:
+                return None
+            current = _approval(row)
+            props = _props(replace(current, card_sent_at=checked_now(self._now)))
+            etag = replace_row(self._table, props, row.etag)
+            if etag is not None:
+                return _approval(Row(props=props, etag=etag))
+        raise Contention(f"approval {approval_id}: could not record its card within {ATTEMPTS} attempts")
 
     def withdraw(self, approval_id: str, reason: str) -> Approval | None:
         """Withdraws one pending approval (the failure resolved itself, the plan went stale).
@@ -287,6 +302,7 @@ def _props(a: Approval) -> dict[str, Any]:
         "decided_by": a.decided_by,
         "decided_at": a.decided_at,
         "reason": truncate_text(a.reason, 8_000) if a.reason else None,
+        "card_sent_at": a.card_sent_at,
     }
     props.update(pack_text("plan", to_json(dict(a.plan)), max_chunks=PLAN_CHUNKS))
     props.update(pack_text("evidence", to_json(list(a.evidence)), max_chunks=EVIDENCE_CHUNKS))
@@ -316,6 +332,7 @@ def _approval(row: Row) -> Approval:
         decided_by=row.get("decided_by"),
         decided_at=row.get("decided_at"),
         reason=row.get("reason"),
+        card_sent_at=row.get("card_sent_at"),
     )
 
 
@@ -337,4 +354,5 @@ def approval_to_dict(a: Approval) -> dict[str, Any]:
         "decided_by": a.decided_by,
         "decided_at": a.decided_at.isoformat() if a.decided_at else None,
         "reason": a.reason,
+        "card_sent_at": a.card_sent_at.isoformat() if a.card_sent_at else None,
     }

@@ -1,10 +1,10 @@
 """Rate limits on changes: "at most N per target per day", "at most M in total per hour".
 
 A bug or an event storm must not turn the remediator into a change storm. Each scope
-has one counter row per window bucket (UTC hour or day); `take` increments it with an
-ETag-conditional replace, retrying with a short jittered backoff when another taker got
-there first, and refuses — without incrementing — once the limit is reached. So the
-count never exceeds the limit however many instances race.
+has one counter row per window bucket (UTC hour or day); `take_all` increments the rows of
+one change in one ETag-conditional transaction, retrying with a short jittered backoff when
+another taker got there first, and refuses — without incrementing — once a limit is
+reached. So no count exceeds its limit however many instances race.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -22,10 +23,9 @@ from shared.state.tables import (
     checked_now,
     delete_row,
     get_row,
-    insert_row,
     query_rows,
-    replace_row,
     safe_key,
+    transact,
     utcnow,
 )
 
@@ -36,6 +36,7 @@ ATTEMPTS = 64
 BACKOFF_BASE = 0.002  # seconds; doubles per lost round, capped
 BACKOFF_CAP = 0.05
 KEEP = timedelta(days=2)  # a bucket row is purgeable this long after its window ended
+PARTITION = "budgets"
 
 
 def bucket(window: Window, now: datetime) -> tuple[str, datetime, datetime]:
@@ -51,7 +52,9 @@ def bucket(window: Window, now: datetime) -> tuple[str, datetime, datetime]:
 
 
 class Counters:
-    """Windowed counters (table "counters"; one partition per scope, one row per bucket)."""
+    """Windowed counters (table "counters"): every bucket in one partition, one row per scope and
+    bucket, so the budgets of one change (its target's day, the global hour) are read in one query
+    and spent in one entity-group transaction."""
 
     def __init__(self, store: StateStore, *, now: Clock = utcnow, attempts: int = ATTEMPTS) -> None:
         self._store = store
@@ -68,32 +71,42 @@ class Counters:
         Raises `Contention` when the conditional increment kept losing for all attempts:
         the caller cannot know whether it is within the limit and must not go ahead.
         """
-        if limit <= 0:
-            return False
+        return self.take_all([(scope, window, limit)]) is None
+
+    def take_all(self, budgets: Sequence[tuple[str, Window, int]]) -> int | None:
+        """Takes one of each budget, in order, as one transaction: the index of the first budget that
+        is spent (those before it are still counted: budgets err on the side of fewer changes), or
+        None when all were within their limits. Two calls: one query, one transaction."""
         table = self._table
-        pk = safe_key(scope)
         for attempt in range(self._attempts):
             now = checked_now(self._now)
-            bucket_id, start, end = bucket(window, now)
-            rk = f"{window}:{bucket_id}"
-            row = get_row(table, pk, rk)
-            count = 0 if row is None else int(row.get("count") or 0)
-            if count >= limit:
-                return False
-            props = {
-                "PartitionKey": pk, "RowKey": rk, "scope": scope, "window": window,
-                "count": count + 1, "window_start": start, "expires_at": end + KEEP,
-            }
-            written = insert_row(table, props) if row is None else replace_row(table, props, row.etag)
-            if written is not None:
-                return True
+            keys = []
+            for scope, window, _ in budgets:
+                bucket_id, start, end = bucket(window, now)
+                keys.append((safe_key(f"{scope}|{window}:{bucket_id}"), scope, window, start, end))
+            flt = " or ".join(f"RowKey eq @k{i}" for i in range(len(keys)))
+            params: dict[str, Any] = {f"k{i}": k[0] for i, k in enumerate(keys)} | {"pk": PARTITION}
+            rows = {str(r["RowKey"]): r for r in query_rows(table, f"PartitionKey eq @pk and ( {flt} )", params)}
+            refused: int | None = None
+            operations: list[tuple[str, Mapping[str, Any], str | None]] = []
+            for i, ((rk, scope, window, start, end), (_, _, limit)) in enumerate(zip(keys, budgets, strict=True)):
+                row = rows.get(rk)
+                count = 0 if row is None else int(row.get("count") or 0)
+                if limit <= 0 or count >= limit:
+                    refused = i
+                    break
+                props = {"PartitionKey": PARTITION, "RowKey": rk, "scope": scope, "window": window,
+                         "count": count + 1, "window_start": start, "expires_at": end + KEEP}
+                operations.append(("create", props, None) if row is None else ("replace", props, row.etag))
+            if not operations or transact(table, operations) is not None:
+                return refused
             time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
-        raise Contention(f"counter {scope}/{window}: no increment within {self._attempts} attempts")
+        raise Contention(f"counters {[b[0] for b in budgets]}: no increment within {self._attempts} attempts")
 
     def count(self, scope: str, window: Window) -> int:
         """How many were taken in the current bucket."""
         bucket_id, _, _ = bucket(window, checked_now(self._now))
-        row = get_row(self._table, safe_key(scope), f"{window}:{bucket_id}")
+        row = get_row(self._table, PARTITION, safe_key(f"{scope}|{window}:{bucket_id}"))
         return 0 if row is None else int(row.get("count") or 0)
 
     def purge_expired(self) -> int:

@@ -33,9 +33,11 @@ class Job:
     approval_id: str | None = None
     requested_by: str = "policy"
     reason: str = ""
+    mode: str = ""  # the catalog mode it was decided under (auto / approval); "" = the remediation's own
+    tags: Mapping[str, str] = field(default_factory=dict)  # the target's tags at decision: policy is checked again
 
     def to_json(self) -> str:
-        text = json.dumps(asdict(self) | {"params": dict(self.params)})
+        text = json.dumps(asdict(self) | {"params": dict(self.params), "tags": dict(self.tags)})
         if len(text.encode()) > MAX_MESSAGE_BYTES:
             raise ValueError(f"job message of {len(text)} bytes is over {MAX_MESSAGE_BYTES}")
         return text
@@ -54,6 +56,9 @@ class Job:
         params = data.get("params") or {}
         if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
             raise PayloadError("params", "expected an object of strings")
+        tags = data.get("tags") or {}
+        if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+            raise PayloadError("tags", "expected an object of strings")
         def text(name: str) -> str | None:
             value = data.get(name)
             if value is not None and not isinstance(value, str):
@@ -63,7 +68,8 @@ class Job:
         return cls(operation_id=data["operation_id"], remediation=data["remediation"], target=data["target"],
                    params=params, dry_run=bool(data.get("dry_run")), fix_key=text("fix_key"),
                    scenario=text("scenario"), event_id=text("event_id"), approval_id=text("approval_id"),
-                   requested_by=text("requested_by") or "policy", reason=text("reason") or "")
+                   requested_by=text("requested_by") or "policy", reason=text("reason") or "",
+                   mode=text("mode") or "", tags=tags)
 
 
 class JobQueue:

@@ -71,6 +71,7 @@ class Begin:
     record: LedgerRecord
     # The key was begun before with another non-empty fingerprint (same id, different payload).
     fingerprint_mismatch: bool = False
+    etag: str | None = None  # the owner's row version: `complete(..., begun=...)` writes without reading
 
     @property
     def owned(self) -> bool:
@@ -103,29 +104,40 @@ class Ledger:
         row = get_row(self._table, safe_key(key), ROW)
         return None if row is None else _record(row)
 
-    def begin(self, key: str, *, fingerprint: str = "", retry_failed: bool = False) -> Begin:
+    def begin(self, key: str, *, fingerprint: str = "", retry_failed: bool = False,
+              take_over: bool = False) -> Begin:
         """Claims `key` unless someone holds it, finished it, or (without `retry_failed`) failed it.
 
         "new": the caller owns the key (IN_PROGRESS until `in_progress_ttl`) and must call
         `complete` or `fail`. "in_progress": someone else owns it now. "completed": done
         before — `record.result` is the answer, do not act again. "failed": failed before —
         `record.reason` says why; `retry_failed=True` claims it again instead.
-        Completed/failed records past their retention count as absent.
+        Completed/failed records past their retention count as absent. `take_over=True` also
+        claims a live IN_PROGRESS key: for a caller that knows its owner died (its target lock
+        expired), so a redelivery resumes instead of waiting out the record's lifetime.
         """
         pk = safe_key(key)
         table = self._table
+        first = True
         for _ in range(ATTEMPTS):
             now = checked_now(self._now)
+            if first:  # most keys are new: insert first, read only when someone was there before
+                first = False
+                props = self._props(key, "in_progress", fingerprint=fingerprint, attempts=1, created_at=now, now=now)
+                etag = insert_row(table, props)
+                if etag is not None:
+                    return Begin("new", _from_props(props), etag=etag)
             row = get_row(table, pk, ROW)
             if row is None:
                 props = self._props(key, "in_progress", fingerprint=fingerprint, attempts=1, created_at=now, now=now)
-                if insert_row(table, props) is not None:
-                    return Begin("new", _from_props(props))
+                etag = insert_row(table, props)
+                if etag is not None:
+                    return Begin("new", _from_props(props), etag=etag)
                 continue  # someone inserted first: read what they wrote
             current = _record(row)
             mismatch = bool(fingerprint and current.fingerprint and fingerprint != current.fingerprint)
             live = current.expires_at > now
-            if live and current.state == "in_progress":
+            if live and current.state == "in_progress" and not take_over:
                 return Begin("in_progress", current, mismatch)
             if live and current.state == "completed":
                 return Begin("completed", current, mismatch)
@@ -136,27 +148,65 @@ class Ledger:
             created = current.created_at if attempts > 1 else now
             props = self._props(key, "in_progress", fingerprint=fingerprint or current.fingerprint,
                                 attempts=attempts, created_at=created, now=now)
-            if replace_row(table, props, row.etag) is not None:
+            etag = replace_row(table, props, row.etag)
+            if etag is not None:
                 if current.state == "in_progress":
                     log.warning("ledger %s: took over an IN_PROGRESS record that expired at %s",
                                 key, current.expires_at.isoformat())
-                return Begin("new", _from_props(props), mismatch)
+                return Begin("new", _from_props(props), mismatch, etag=etag)
             # Lost the race to another taker (or a purge): the next round reads the winner's record.
         raise Contention(f"ledger {key}: could not begin within {ATTEMPTS} attempts")
 
-    def complete(self, key: str, result: Mapping[str, Any]) -> LedgerRecord:
+    def complete(self, key: str, result: Mapping[str, Any], *, begun: Begin | None = None) -> LedgerRecord:
         """Marks `key` COMPLETED with `result` (JSON; an oversized one keeps a marked head).
 
-        A later `complete` replaces the result.
+        A later `complete` replaces the result. With the owner's `begun`, one conditional write
+        (no read) when the row is still as the owner left it.
         """
+        if begun is not None and begun.etag is not None:
+            record = begun.record
+            props = self._props(key, "completed", fingerprint=record.fingerprint, result=dict(result),
+                                attempts=record.attempts, created_at=record.created_at, now=checked_now(self._now))
+            if replace_row(self._table, props, begun.etag) is not None:
+                return _from_props(props)
         return self._finish(key, "completed", dict(result), None)
+
+    def claim(self, key: str, result: Mapping[str, Any]) -> Begin:
+        """Claims `key` as done in one step (insert as COMPLETED): for a decision whose outcome is
+        known when it is taken (a job queued). A failed or expired record is claimed again;
+        a live one (in progress or completed) is not ("in_progress" / "completed")."""
+        table = self._table
+        for _ in range(ATTEMPTS):
+            now = checked_now(self._now)
+            props = self._props(key, "completed", result=dict(result), attempts=1, created_at=now, now=now)
+            etag = insert_row(table, props)
+            if etag is not None:
+                return Begin("new", _from_props(props), etag=etag)
+            row = get_row(table, safe_key(key), ROW)
+            if row is None:
+                continue
+            current = _record(row)
+            if current.expires_at > now and current.state in ("in_progress", "completed"):
+                return Begin(current.state, current)
+            props = self._props(key, "completed", fingerprint=current.fingerprint, result=dict(result),
+                                attempts=current.attempts + 1, created_at=current.created_at, now=now)
+            etag = replace_row(table, props, row.etag)
+            if etag is not None:
+                return Begin("new", _from_props(props), etag=etag)
+        raise Contention(f"ledger {key}: could not claim within {ATTEMPTS} attempts")
 
     def fail(self, key: str, reason: str) -> LedgerRecord:
         """Marks `key` FAILED with `reason`; a record already COMPLETED is left as it is."""
         return self._finish(key, "failed", None, reason)
 
+    def release(self, key: str, reason: str) -> LedgerRecord:
+        """Marks `key` FAILED even when it was claimed as done: the work it stood for did not happen
+        (a queued job that failed for good), so the failure may be acted on again."""
+        return self._finish(key, "failed", None, reason, force=True)
+
     def _finish(
-        self, key: str, state: LedgerState, result: Mapping[str, Any] | None, reason: str | None
+        self, key: str, state: LedgerState, result: Mapping[str, Any] | None, reason: str | None, *,
+        force: bool = False,
     ) -> LedgerRecord:
         pk = safe_key(key)
         table = self._table
@@ -170,7 +220,7 @@ class Ledger:
                     return _from_props(props)
                 continue
             current = _record(row)
-            if state == "failed" and current.state == "completed" and current.expires_at > now:
+            if state == "failed" and current.state == "completed" and current.expires_at > now and not force:
                 log.warning("ledger %s: not marking failed (%s): already completed", key, reason)
                 return current
             props = self._props(key, state, fingerprint=current.fingerprint, result=result, reason=reason,

@@ -6,33 +6,63 @@ interleaving their read-modify-write of the same resource. A lease is a row per
 target with an owner and an expiry: taken by insert-if-absent, or — once expired — by
 an ETag-conditional replace, so exactly one of concurrent takers gets it. A holder
 that crashes blocks the target only until its lease expires.
+
+A job's own record (its idempotency key: in progress, completed with its result, or failed
+with the reason) lives beside its target's lease, in the target's partition: claiming the job
+and the lease is one entity-group transaction, and so is finishing the job and releasing the
+lease. A job whose worker died (record in progress, lease expired) is taken over by the next
+delivery instead of being turned away until it is poisoned.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from shared.state.tables import (
     Clock,
+    Contention,
+    Row,
     StateError,
     StateStore,
     checked_now,
     delete_row,
     get_row,
     insert_row,
+    pack_json,
+    query_rows,
     replace_row,
     safe_key,
+    transact,
+    truncate_text,
+    unpack_json,
+    upsert_row,
     utcnow,
 )
 
 log = logging.getLogger("remediator.state.locks")
 
 ROW = "lease"
+JOB = "job|"  # + operation id: a job's record, in its target's partition
+JOB_RETENTION = timedelta(days=7)  # a finished job's record outlives any redelivery of its message
+ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class JobStart:
+    """What `start_job` found: "new" (the caller holds the job and the target's lease), "completed"
+    (done before: `result`), or "busy" (another job holds the target, or this job a live worker)."""
+
+    state: Literal["new", "completed", "busy"]
+    lease: Lease | None = None
+    etag: str | None = None
+    attempts: int = 0
+    result: Mapping[str, Any] | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +151,96 @@ class TargetLocks:
         if row is None or row["expires_at"] <= checked_now(self._now):
             return None
         return Lease(target, str(row.get("owner")), row.etag, row["expires_at"])
+
+    def start_job(self, target: str, operation_id: str, owner: str, ttl: timedelta) -> JobStart:
+        """Claims job `operation_id` and the lease on `target` together (one transaction; a second
+        call only when someone was there first)."""
+        _check(owner, ttl)
+        table = self._table
+        pk, rk = safe_key(target), JOB + operation_id
+        first = True
+        for _ in range(ATTEMPTS):
+            now = checked_now(self._now)
+            lease = _props(target, owner, now, ttl) | {"operation_id": operation_id}
+            job = {"PartitionKey": pk, "RowKey": rk, "target": target, "operation_id": operation_id,
+                   "state": "in_progress", "owner": owner, "attempts": 1, "created_at": now, "updated_at": now,
+                   "expires_at": now + ttl}
+            if first:
+                first = False
+                etags = transact(table, [("create", job, None), ("create", lease, None)])
+                if etags is not None:
+                    return JobStart("new", Lease(target, owner, etags[1], lease["expires_at"]), etags[0], 1)
+            rows = {str(r["RowKey"]): r for r in query_rows(
+                table, "PartitionKey eq @pk and ( RowKey eq @job or RowKey eq @lease )",
+                {"pk": pk, "job": rk, "lease": ROW})}
+            found, held = rows.get(rk), rows.get(ROW)
+            if found is not None and found.get("state") == "completed" and found["expires_at"] > now:
+                return JobStart("completed", attempts=int(found.get("attempts") or 1),
+                                result=unpack_json(found.props, "result") or {})
+            if held is not None and held["expires_at"] > now:
+                return JobStart("busy", reason=f"{target} is leased by {held.get('owner')} for job "
+                                f"{held.get('operation_id') or '?'} until {held['expires_at'].isoformat()}")
+            attempts = int(found.get("attempts") or 1) + 1 if found is not None else 1
+            if found is not None:
+                job |= {"attempts": attempts, "created_at": found.get("created_at") or now}
+                if found.get("state") == "in_progress":
+                    log.warning("job %s: taking over from %s, whose lease on %s expired", operation_id,
+                                found.get("owner"), target)
+            etags = transact(table, [
+                ("replace", job, found.etag) if found is not None else ("create", job, None),
+                ("replace", lease, held.etag) if held is not None else ("create", lease, None)])
+            if etags is not None:
+                return JobStart("new", Lease(target, owner, etags[1], lease["expires_at"]), etags[0], attempts)
+        raise Contention(f"job {operation_id} on {target}: could not start within {ATTEMPTS} attempts")
+
+    def finish_job(self, start: JobStart, operation_id: str, *, result: Mapping[str, Any] | None = None,
+                   reason: str | None = None) -> None:
+        """Records the job completed (`result`) or failed (`reason`, so a redelivery may try again) and
+        releases the lease, in one transaction; with a lease taken over meanwhile, the record is still
+        written and the other holder's lease left alone."""
+        if start.lease is None:
+            raise ValueError("finish_job needs the JobStart of a started job")
+        now = checked_now(self._now)
+        target = start.lease.target
+        props: dict[str, Any] = {
+            "PartitionKey": safe_key(target), "RowKey": JOB + operation_id, "target": target,
+            "operation_id": operation_id, "state": "completed" if reason is None else "failed",
+            "owner": start.lease.owner, "attempts": start.attempts, "updated_at": now,
+            "expires_at": now + JOB_RETENTION}
+        if result is not None:
+            props.update(pack_json("result", dict(result), max_chunks=2))
+        if reason is not None:
+            props["reason"] = truncate_text(reason, 8_000)
+        lease = {"PartitionKey": safe_key(target), "RowKey": ROW}
+        if start.etag and transact(self._table, [("replace", props, start.etag),
+                                                 ("delete", lease, start.lease.etag)]) is not None:
+            return
+        upsert_row(self._table, props)
+        self.release(start.lease)
+
+    def fail_job(self, target: str, operation_id: str, reason: str) -> None:
+        """Records a job failed for good (the poison path), whoever held it."""
+        now = checked_now(self._now)
+        current = self.job(target, operation_id)
+        upsert_row(self._table, {
+            "PartitionKey": safe_key(target), "RowKey": JOB + operation_id, "target": target,
+            "operation_id": operation_id, "state": "failed", "reason": truncate_text(reason, 8_000),
+            "attempts": int(current.get("attempts") or 1) if current is not None else 1, "updated_at": now,
+            "expires_at": now + JOB_RETENTION})
+
+    def job(self, target: str, operation_id: str) -> Row | None:
+        """A job's record (state, result, the reason of its last failure), if any."""
+        return get_row(self._table, safe_key(target), JOB + operation_id)
+
+    def purge_expired(self) -> int:
+        """Deletes finished job records past their retention (leases are deleted by their holders)."""
+        now = checked_now(self._now)
+        deleted = 0
+        for row in query_rows(self._table, "expires_at lt @now", {"now": now}):
+            if str(row["RowKey"]).startswith(JOB) and delete_row(
+                    self._table, str(row["PartitionKey"]), str(row["RowKey"]), row.etag):
+                deleted += 1
+        return deleted
 
     @contextmanager
     def held(self, target: str, owner: str, ttl: timedelta) -> Iterator[Held]:

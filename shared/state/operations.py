@@ -91,16 +91,24 @@ class Operations:
         params: Mapping[str, str] | None = None,
         dry_run: bool = False,
         status: OperationStatus = "queued",
+        operation_id: str | None = None,
     ) -> Operation:
+        """A new operation. With `operation_id` (derived from what it carries out, e.g. an approval)
+        creating it again returns the one stored: a retried decision queues one operation."""
         _check_status(status)
         now = checked_now(self._now)
+        if operation_id is not None and not _ID.fullmatch(operation_id):
+            raise ValueError(f"an operation id is 32 hex characters, not {operation_id!r}")
         op = Operation(
-            id=uuid.uuid4().hex, kind=kind, remediation=remediation, target=target,
+            id=operation_id or uuid.uuid4().hex, kind=kind, remediation=remediation, target=target,
             params={str(k): str(v) for k, v in (params or {}).items()}, dry_run=dry_run, status=status,
             result={}, error=None, created_at=now, updated_at=now,
         )
         if insert_row(self._table, _props(op)) is None:
-            raise StateError(f"operation id {op.id} already exists")  # a uuid4 collision: not expected
+            existing = self.get(op.id) if operation_id is not None else None
+            if existing is None:
+                raise StateError(f"operation id {op.id} already exists")  # a uuid4 collision: not expected
+            return existing
         return op
 
     def get(self, operation_id: str) -> Operation | None:
@@ -135,6 +143,21 @@ class Operations:
             if replace_row(self._table, _props(updated), row.etag) is not None:
                 return _operation_from(_props(updated))
         raise Contention(f"operation {operation_id}: no update within {ATTEMPTS} attempts")
+
+    def finish(self, operation_id: str, *, status: OperationStatus, result: Mapping[str, Any],
+               error: str | None = None) -> None:
+        """The one write of an operation's end (no read): only the job that holds the operation's
+        record and its target's lease writes it."""
+        from azure.data.tables import UpdateMode
+
+        from shared.state.tables import entity_values
+
+        _check_status(status)
+        props: dict[str, Any] = {"PartitionKey": operation_id, "RowKey": ROW, "status": status,
+                                 "updated_at": checked_now(self._now),
+                                 "error": truncate_text(error, ERROR_UNITS) if error is not None else None}
+        props.update(pack_json("result", dict(result), max_chunks=RESULT_CHUNKS))
+        self._table.update_entity(entity=entity_values(props), mode=UpdateMode.MERGE)
 
     def _row(self, operation_id: str) -> Row | None:
         if not _ID.fullmatch(operation_id):

@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -380,6 +380,37 @@ def delete_row(table: Any, pk: str, rk: str, etag: str) -> bool:
             return _status(error) == 404
         raise
     return True
+
+
+def transact(table: Any, operations: Sequence[tuple[str, Mapping[str, Any], str | None]]) -> list[str] | None:
+    """One entity-group transaction (rows of one partition, all or nothing): `operations` are
+    (`create` | `replace` | `delete` | `upsert`, props, etag for replace/delete). The new ETags, or
+    None when any row was not as expected (409 exists, 412 changed, 404 gone): nothing was written."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import HttpResponseError
+    from azure.data.tables import UpdateMode
+
+    batch: list[Any] = []
+    for kind, props, etag in operations:
+        entity = entity_values(props)
+        if kind == "create":
+            batch.append(("create", entity))
+        elif kind == "upsert":
+            batch.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+        elif kind == "replace":
+            batch.append(("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag,
+                                             "match_condition": MatchConditions.IfNotModified}))
+        elif kind == "delete":
+            batch.append(("delete", entity, {"etag": etag, "match_condition": MatchConditions.IfNotModified}))
+        else:
+            raise ValueError(f"unknown transaction operation {kind!r}")
+    try:
+        results = table.submit_transaction(batch)
+    except HttpResponseError as error:
+        if _status(error) in (404, 409, 412):
+            return None
+        raise
+    return [str(r.get("etag", "")) for r in results]
 
 
 def query_rows(

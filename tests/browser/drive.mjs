@@ -2,12 +2,14 @@
 //
 //   node tests/browser/drive.mjs <config.json>
 //
-// config: {"phase": "approve" | "outcome", "card": path, "screenshots": dir,
+// config: {"phase": "approve" | "outcome" | "render", "card": path, "screenshots": dir,
 //          "status_url": url (outcome phase)}
 // Prints one JSON object on stdout: what the browser saw. Cards are rendered by the official
 // Adaptive Cards JavaScript SDK (node_modules/adaptivecards), which also validates them: its
 // parser reports every property and element it does not accept, and validateProperties()
-// every rule of the schema the card breaks.
+// every rule of the schema the card breaks. TextBlocks and FactSets are rendered through Markdown
+// (markdown-it, CommonMark with HTML off), as Teams does, so what failure text could turn into a
+// link or emphasis shows here as it would there.
 import { readFileSync, mkdirSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +18,7 @@ import { chromium } from "playwright-core";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const sdk = readFileSync(join(root, "node_modules", "adaptivecards", "dist", "adaptivecards.min.js"), "utf8");
+const markdown = readFileSync(join(root, "node_modules", "markdown-it", "dist", "markdown-it.min.js"), "utf8");
 mkdirSync(config.screenshots, { recursive: true });
 
 const browser = await chromium.launch({
@@ -33,8 +36,14 @@ async function renderCard(file, shot) {
     + "<body style='font-family:Segoe UI,system-ui,sans-serif;background:#f5f5f5;padding:16px'>"
     + "<div id='card' style='background:white;max-width:560px;padding:8px'></div></body></html>");
   await page.addScriptTag({ content: sdk });
+  await page.addScriptTag({ content: markdown });
   const seen = await page.evaluate((json) => {
     const AC = window.AdaptiveCards;
+    const md = window.markdownit("commonmark", { html: false });
+    AC.AdaptiveCard.onProcessMarkdown = (text, result) => {
+      result.outputHtml = md.render(text);
+      result.didProcess = true;
+    };
     const card = new AC.AdaptiveCard();
     const context = new AC.SerializationContext();
     card.parse(json, context);
@@ -50,6 +59,7 @@ async function renderCard(file, shot) {
     document.getElementById("card").appendChild(card.render());
     return { events, failures,
              buttons: [...document.querySelectorAll("#card button")].map((b) => b.textContent.trim()),
+             links: [...document.querySelectorAll("#card a")].map((a) => a.href),
              text: document.getElementById("card").innerText };
   }, card);
   await page.screenshot({ path: join(config.screenshots, shot), fullPage: true });
@@ -73,6 +83,8 @@ if (config.phase === "approve") {
   await page.goto(opened[0].url);
   out.replay = { text: await page.innerText("body") };
   await page.screenshot({ path: join(config.screenshots, "4-link-used-again.png"), fullPage: true });
+} else if (config.phase === "render") {
+  out.card = await renderCard(config.card, "7-hostile-text-card.png");
 } else {
   const response = await page.goto(config.status_url);
   out.status = { http: response.status(), body: JSON.parse(await page.innerText("body")) };
