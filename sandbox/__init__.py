@@ -30,9 +30,14 @@ sandbox and its `refs`):
   `enforce_registration=True` makes writes to a namespace that isn't Registered fail with 409
   MissingSubscriptionRegistration, as ARM does (off by default: the sandbox's Automation provider
   is NotRegistered while its accounts exist).
+- Update Manager: `d.state.instance_view(id)` / `set_instance_view(id, view)` (Compute VMs),
+  `set_next_patch_outcome(machine_id, *PatchOutcome)` (how the next assessPatches / installPatches end);
+  an Arc machine's operations wait while its `properties.status` isn't Connected. `fleet_estate(n)` is a
+  large estate for benchmarks.
 """
 
-from sandbox.estate import BLOB_ENDPOINT, Column, Estate, LogTable, RunOutcome, Workspace, sandbox_estate
+from sandbox.estate import BLOB_ENDPOINT, Column, Estate, LogTable, RunOutcome, Workspace, fleet_estate, sandbox_estate
+from sandbox.patching import PatchOutcome
 from sandbox.server import AzureDouble
 from sandbox.state import AsyncOperation, Faults, RequestRecord, State
 
@@ -44,9 +49,11 @@ __all__ = [
     "Estate",
     "Faults",
     "LogTable",
+    "PatchOutcome",
     "RequestRecord",
     "RunOutcome",
     "State",
     "Workspace",
+    "fleet_estate",
     "sandbox_estate",
 ]

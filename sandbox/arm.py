@@ -2,7 +2,8 @@
 resource provider sees a request, the Providers API, and GET of any resource by id.
 
 The api-version lists include the versions the installed SDKs send (automation 2024-10-23,
-maintenance 2023-04-01, imagebuilder 2025-10-01, resources 2025-04-01, resourcegraph 2021-03-01)
+maintenance 2023-04-01, imagebuilder 2025-10-01, resources 2025-04-01, resourcegraph 2021-03-01,
+compute 2026-04-01, hybridcompute 2026-07-15)
 and other published versions of the same types, so a caller pinning an older version still works;
 the double always answers in the shape of the SDKs' version.
 """
@@ -15,13 +16,13 @@ from typing import Any
 from sandbox.base import ArmError, Context, Request, Response
 from sandbox.state import ProviderRecord, split_id, type_of
 
-_COMPUTE = ("2024-11-01", "2024-07-01", "2024-03-01", "2023-09-01", "2023-07-01", "2023-03-01", "2022-11-01",
-            "2022-08-01", "2022-03-01", "2021-11-01", "2021-07-01", "2021-04-01", "2021-03-01", "2020-12-01",
-            "2020-06-01", "2019-12-01", "2019-07-01", "2019-03-01")
+_COMPUTE = ("2026-04-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-09-01", "2023-07-01",
+            "2023-03-01", "2022-11-01", "2022-08-01", "2022-03-01", "2021-11-01", "2021-07-01", "2021-04-01",
+            "2021-03-01", "2020-12-01", "2020-06-01", "2019-12-01", "2019-07-01", "2019-03-01")
 _GALLERY = ("2024-03-03", "2023-07-03", "2022-08-03", "2022-03-03", "2022-01-03", "2021-10-01", "2021-07-01",
             "2020-09-30", "2019-12-01")
-_HYBRID = ("2025-01-13", "2024-07-10", "2024-05-20-preview", "2023-10-03-preview", "2022-12-27", "2022-11-10",
-           "2022-03-10", "2021-05-20", "2020-08-02")
+_HYBRID = ("2026-07-15", "2025-01-13", "2024-07-10", "2024-05-20-preview", "2023-10-03-preview", "2022-12-27",
+           "2022-11-10", "2022-03-10", "2021-05-20", "2020-08-02")
 _AUTOMATION = ("2024-10-23", "2023-11-01", "2023-05-15-preview", "2022-08-08", "2022-02-22", "2021-06-22",
                "2020-01-13-preview", "2019-06-01", "2018-06-30", "2018-01-15", "2017-05-15-preview", "2015-10-31")
 _MAINTENANCE = ("2023-10-01-preview", "2023-09-01-preview", "2023-04-01", "2022-11-01-preview",
@@ -82,6 +83,17 @@ def check_api_version(request: Request, namespace: str, type_: str) -> None:
         raise ArmError(400, "MissingApiVersionParameter",
                        "The api-version query parameter (?api-version=) is required for all requests.")
     versions = CATALOG[namespace][type_]
+    if version.lower() not in (v.lower() for v in versions):
+        raise ArmError(400, "InvalidApiVersionParameter",
+                       f"The api-version '{version}' is invalid. The supported versions are '{','.join(versions)}'.")
+
+
+def check_versions(request: Request, versions: tuple[str, ...]) -> None:
+    """The same checks against a route's own list (an operation that exists only in the SDK's version)."""
+    version = request.query.get("api-version")
+    if not version:
+        raise ArmError(400, "MissingApiVersionParameter",
+                       "The api-version query parameter (?api-version=) is required for all requests.")
     if version.lower() not in (v.lower() for v in versions):
         raise ArmError(400, "InvalidApiVersionParameter",
                        f"The api-version '{version}' is invalid. The supported versions are '{','.join(versions)}'.")
@@ -258,6 +270,10 @@ def generic_get(ctx: Context, request: Request) -> Response:
                                                             "spendingLimit": "Off"}})
     namespace, type_ = resolve_type(resource_id)
     check_api_version(request, namespace, type_)
+    if (namespace, type_) == ("Microsoft.Compute", "virtualMachines") and len(parts) == 8:
+        from sandbox import compute  # the VM as Compute answers it (instanceView on $expand, its extensions)
+
+        return compute.vm_get(ctx, _as_vm_request(request, parts))
     require_subscription(ctx, parts[1])
     if len(parts) > 4 and parts[2].lower() == "resourcegroups":
         require_resource_group(ctx, parts[1], parts[3])
@@ -277,3 +293,8 @@ def generic_get(ctx: Context, request: Request) -> Response:
     if "type" not in found:
         found["type"] = f"{namespace}/{type_}"
     return Response.json(200, found)
+
+
+def _as_vm_request(request: Request, parts: list[str]) -> Request:
+    return Request(request.method, request.path, request.query, request.headers, request.body, request.base_url,
+                   {"subscription": parts[1], "group": parts[3], "name": parts[7]})

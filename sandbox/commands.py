@@ -1,4 +1,4 @@
-"""The `remediator` commands that need the sandbox: `sweep --sandbox` and `sandbox`.
+"""The `remediator` commands that need the sandbox: `sweep --sandbox`, `sandbox` and `serve`.
 
 Registered as the entry point `remediator.sandbox` (pyproject.toml), so the CLI in `shared/`
 finds them without importing this package: the deployed app never contains it.
@@ -32,7 +32,7 @@ def context() -> Iterator[tuple[Any, list[str]]]:
         ctx = Context(clients=Clients(Endpoints(arm=double.arm_url, logs=double.logs_url), polling_interval=0.2),
                       limits=Limits.from_env(), vault=DirVault(Path(vault)),
                       workspace_id=estate.workspaces[0].customer_id if estate.workspaces else None)
-        yield ctx, [estate.subscription_id]
+        yield ctx, list(dict.fromkeys([estate.subscription_id, *estate.subscriptions]))  # every seeded subscription
 
 
 def serve(port: int) -> int:
@@ -57,3 +57,13 @@ def serve(port: int) -> int:
     finally:
         double.stop()
     return EXIT_OK
+
+
+def serve_app(*, sandbox: bool, port: int, timer: bool, function_key: str | None, data: str | None) -> int:
+    """`remediator serve`: the whole Function App locally, as the Functions host runs it (sandbox/serve.py)."""
+    from pathlib import Path
+
+    from sandbox.serve import Options, run
+
+    return run(Options(sandbox=sandbox, port=port, timer=timer, function_key=function_key,
+                       data=Path(data) if data else None))

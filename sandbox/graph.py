@@ -2,7 +2,9 @@
 
 Tables: `patchinstallationresources`, `patchassessmentresources`, `maintenanceresources` (Update
 Manager's, columns and properties as learn.microsoft.com/azure/update-manager/query-logs lists them)
-and `resources` (built from the double's ARM resources). Queries run on the KQL subset in
+and `resources` (built from the double's ARM resources: a VM's row carries
+`properties.extended.instanceView.powerState`, an Arc machine's `properties.status`; configuration
+assignments live in `maintenanceresources`, not here). Queries run on the KQL subset in
 `kql.py`; a query outside it is a 400 with Resource Graph's error shape. Scope: rows of the
 request's `subscriptions` (all of the tenant's when none are given). Paging as the spec's
 examples: `$top`/`$skip`, `$skipToken` (opaque base64), `totalRecords`, `count`, `resultTruncated`.
@@ -34,41 +36,76 @@ def _error(message: str, detail_code: str, detail: str) -> ArmError:
         {"code": detail_code, "message": detail}])
 
 
+_RUNNING = {"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"}
+
+
 def _resources_rows(ctx: Context) -> list[dict[str, Any]]:
+    """Rows of the `resources` table, from the stored resources (read, never changed: the rows share their
+    nested values, and neither the KQL engine nor the answer's serialisation mutates them)."""
     rows = []
-    for resource in ctx.state.all_resources():
+    powers = ctx.state.power_states()
+    for resource in ctx.state.resources_view():
         resource_id = str(resource.get("id", ""))
         parts = [p for p in resource_id.split("/") if p]
         if len(parts) < 5 or parts[2].lower() != "resourcegroups":
             continue  # resource groups and subscriptions live in `resourcecontainers`
+        type_ = str(resource.get("type") or type_of(resource_id)).lower()
+        if type_ == "microsoft.maintenance/configurationassignments":
+            continue  # `maintenanceresources`
+        properties = resource.get("properties")
+        if type_ == "microsoft.compute/virtualmachines":
+            power = powers.get(resource_id.lower(), _RUNNING)
+            properties = {**(properties or {}), "extended": {"instanceView": {"powerState": power}}}
         rows.append({
-            "id": resource_id, "name": resource.get("name"),
-            "type": str(resource.get("type") or type_of(resource_id)).lower(), "tenantId": ctx.state.tenant_id,
+            "id": resource_id, "name": resource.get("name"), "type": type_, "tenantId": ctx.state.tenant_id,
             "kind": resource.get("kind", ""), "location": resource.get("location", ""),
             "resourceGroup": parts[3].lower(), "subscriptionId": parts[1], "managedBy": resource.get("managedBy", ""),
-            "sku": resource.get("sku"), "plan": resource.get("plan"), "properties": resource.get("properties"),
+            "sku": resource.get("sku"), "plan": resource.get("plan"), "properties": properties,
             "tags": resource.get("tags"), "identity": resource.get("identity"), "zones": resource.get("zones"),
             "extendedLocation": resource.get("extendedLocation"),
         })
     return rows
 
 
+def _full_table(ctx: Context, key: str) -> kql.Table | None:
+    """A table over every subscription, built once per state version (a 5,000-VM sweep pages the same
+    table several times)."""
+    with ctx.state.lock:
+        version = ctx.state.version
+        cached = ctx.state.cache.get(f"graph:{key}")
+        if cached is not None and cached[0] == version:
+            table: kql.Table = cached[1]
+            return table
+        if key == "resources":
+            rows = _resources_rows(ctx)
+        elif key in ctx.state.graph_tables():
+            rows = ctx.state.graph_table(key)
+        else:
+            return None
+    columns = list(_COLUMNS)
+    seen = set(columns)
+    for row in rows:
+        for k in row:
+            if k not in seen:
+                seen.add(k)
+                columns.append(k)
+    types = {c: kql.infer_type(r.get(c) for r in rows) for c in columns}
+    table = kql.Table(tuple(columns), types, [{c: r.get(c) for c in columns} for r in rows])
+    with ctx.state.lock:
+        if ctx.state.version == version:
+            ctx.state.cache[f"graph:{key}"] = (version, table)
+    return table
+
+
 def _table(ctx: Context, name: str, subscriptions: set[str] | None) -> kql.Table:
-    key = name.lower()
-    if key == "resources":
-        rows = _resources_rows(ctx)
-    elif key in ctx.state.graph_tables():
-        rows = ctx.state.graph_rows(key)
-    else:
+    table = _full_table(ctx, name.lower())
+    if table is None:
         raise kql.KqlError(f"Table '{name}' could not be found. Please make sure the table name is correct and "
                            "available in the scope of the query.", kind="SemanticError")
-    if subscriptions is not None:
-        rows = [r for r in rows if str(r.get("subscriptionId", "")).lower() in subscriptions]
-    columns = list(_COLUMNS)
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    types = {c: kql.infer_type(r.get(c) for r in rows) for c in columns}
-    return kql.Table(tuple(columns), types, [{c: r.get(c) for c in columns} for r in rows])
+    if subscriptions is None:
+        return kql.Table(table.columns, table.types, list(table.rows))
+    rows = [r for r in table.rows if str(r.get("subscriptionId", "")).lower() in subscriptions]
+    return kql.Table(table.columns, table.types, rows)
 
 
 def _json_value(value: Any) -> Any:

@@ -12,15 +12,24 @@ service's error code and wording (`InvalidMaintenanceWindow`, "Invalid maintenan
 - the recurrence ("Repeat") at least 6 hours (same article and PR).
 - `startDateTime` is required ("startdatetime is not set for maintenance window").
 - a monthly window needs a day of month or a week of month.
+- an `InGuestPatch` configuration needs `extensionProperties.InGuestPatchMode` ("Extension properties
+  must contain Patch mode", the wording scenarios.md quotes for aum.configuration_invalid).
+
+Configuration assignments (ConfigurationAssignments_* for a resource, ConfigurationAssignmentsFor-
+Subscriptions_* with a dynamic-scope `filter`, ConfigurationAssignmentsWithinSubscription_List): PUT 200
+with the assignment (its `resourceId` filled in: the resource, or the subscription for a dynamic scope),
+GET, DELETE 200 with `{id, name, type}` then 204 (the examples' shapes); every change is mirrored in Resource
+Graph's `maintenanceresources` (`microsoft.maintenance/configurationassignments` rows).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
 
-from sandbox.arm import list_of_type, not_found, require_resource_group
+from sandbox.arm import list_of_type, not_found, require_resource_group, require_subscription
 from sandbox.base import ArmError, Context, Request, Response
 from sandbox.util import iso, merge_patch, utcnow
 
@@ -163,6 +172,9 @@ def _validate(body: dict[str, Any]) -> dict[str, Any]:
         raise _invalid("properties.maintenanceWindow", "an object is expected")
     if window or scope == "InGuestPatch":
         props["maintenanceWindow"] = _validate_window(dict(window), scope)
+    if scope == "InGuestPatch" and not (props.get("extensionProperties") or {}).get("InGuestPatchMode"):
+        raise ArmError(400, "InvalidParameter", "Extension properties must contain Patch mode",
+                       target="properties.extensionProperties")
     if props.get("installPatches") is not None:
         if scope != "InGuestPatch":
             raise _invalid("properties.installPatches", "is only valid for the InGuestPatch maintenance scope")
@@ -235,3 +247,172 @@ def config_delete(ctx: Context, request: Request) -> Response:
 
 def config_list(ctx: Context, request: Request) -> Response:
     return list_of_type(ctx, request, "Microsoft.Maintenance/maintenanceConfigurations")
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration assignments
+
+ASSIGNMENT_TYPE = "Microsoft.Maintenance/configurationAssignments"
+_FILTER_KEYS = ("resourceTypes", "resourceGroups", "osTypes", "locations", "tagSettings")
+
+
+def _target(ctx: Context, request: Request) -> str:
+    """The assigned resource's id (as stored, else as the path spells it); 404 if it doesn't exist."""
+    path = (f"/subscriptions/{request.param('subscription')}/resourcegroups/{request.param('group')}/providers/"
+            f"{request.param('rp')}/{request.param('rtype')}/{request.param('rname')}")
+    require_resource_group(ctx, request.param("subscription"), request.param("group"))
+    found = ctx.state.get(path)
+    if found is None:
+        raise not_found(path)
+    return str(found.get("id") or path)
+
+
+def _assignment_body(request: Request, *, dynamic: bool) -> dict[str, Any]:
+    body = request.json_object()
+    props = body.get("properties")
+    if not isinstance(props, dict):
+        raise _invalid("properties", "an object is expected")
+    config = props.get("maintenanceConfigurationId")
+    if not isinstance(config, str) or "/providers/microsoft.maintenance/maintenanceconfigurations/" not in \
+            config.lower():
+        raise _invalid("properties.maintenanceConfigurationId", "the id of a maintenance configuration is required")
+    out: dict[str, Any] = {"maintenanceConfigurationId": config}
+    flt = props.get("filter")
+    if flt is not None:
+        if not dynamic or not isinstance(flt, dict):
+            raise _invalid("properties.filter", "a filter is only valid for a subscription or resource group "
+                           "(dynamic scope) assignment")
+        for key in flt:
+            if key not in _FILTER_KEYS:
+                raise _invalid(f"properties.filter.{key}", f"not one of {', '.join(_FILTER_KEYS)}")
+        tag_settings = flt.get("tagSettings")
+        if tag_settings is not None:
+            operator = (tag_settings or {}).get("filterOperator", "Any")
+            if operator not in ("All", "Any"):
+                raise _invalid("properties.filter.tagSettings.filterOperator", f"'{operator}' is not All or Any")
+        out["filter"] = flt
+    if isinstance(body.get("location"), str):
+        out["_location"] = body["location"]
+    return out
+
+
+def _store_assignment(ctx: Context, assignment_id: str, name: str, target: str,
+                      props: dict[str, Any]) -> dict[str, Any]:
+    location = props.pop("_location", None)
+    config_id = props["maintenanceConfigurationId"]
+    if ctx.state.get(config_id) is None:
+        raise not_found(config_id)
+    stored: dict[str, Any] = {"id": assignment_id, "name": name, "type": ASSIGNMENT_TYPE,
+                              "properties": {**props, "resourceId": target}}
+    if location:
+        stored["location"] = location
+    ctx.state.put(assignment_id, stored)
+    ctx.state.upsert_graph_row("maintenanceresources", assignment_row(ctx.state.tenant_id, stored))
+    return stored
+
+
+def assignment_row(tenant: str, assignment: dict[str, Any]) -> dict[str, Any]:
+    """The `maintenanceresources` row of an assignment (query-logs: resourceId, maintenanceConfigurationId)."""
+    assignment_id = str(assignment["id"])
+    parts = [p for p in assignment_id.split("/") if p]
+    return {"id": assignment_id.lower(), "name": assignment.get("name"),
+            "type": "microsoft.maintenance/configurationassignments", "tenantId": tenant, "kind": "",
+            "location": str(assignment.get("location", "")), "resourceGroup": parts[3].lower()
+            if len(parts) > 3 and parts[2].lower() == "resourcegroups" else "", "subscriptionId": parts[1],
+            "managedBy": "", "sku": None, "plan": None, "tags": None, "identity": None, "zones": None,
+            "extendedLocation": None, "properties": dict(assignment.get("properties") or {})}
+
+
+def _drop_assignment(ctx: Context, assignment_id: str) -> Response:
+    with ctx.state.lock:
+        existing = ctx.state.get(assignment_id)
+        if existing is None:
+            return Response.empty(204)
+        ctx.state.delete(assignment_id)
+        ctx.state.remove_graph_rows("maintenanceresources",
+                                    lambda r: str(r.get("id", "")).lower() == assignment_id.lower())
+    return Response.json(200, {"id": existing["id"], "name": existing["name"], "type": ASSIGNMENT_TYPE})
+
+
+def _resource_assignment_id(ctx: Context, request: Request) -> tuple[str, str]:
+    target = _target(ctx, request)
+    return f"{target}/providers/Microsoft.Maintenance/configurationAssignments/{request.param('name')}", target
+
+
+def assignment_put(ctx: Context, request: Request) -> Response:
+    props = _assignment_body(request, dynamic=False)
+    with ctx.state.lock:
+        assignment_id, target = _resource_assignment_id(ctx, request)
+        existing = ctx.state.get(assignment_id)
+        stored = _store_assignment(ctx, str(existing["id"]) if existing else assignment_id, request.param("name"),
+                                   target, props)
+    return Response.json(200, stored)
+
+
+def assignment_get(ctx: Context, request: Request) -> Response:
+    assignment_id, _target_id = _resource_assignment_id(ctx, request)
+    found = ctx.state.get(assignment_id)
+    if found is None:
+        raise not_found(assignment_id)
+    return Response.json(200, found)
+
+
+def assignment_delete(ctx: Context, request: Request) -> Response:
+    assignment_id, _target_id = _resource_assignment_id(ctx, request)
+    return _drop_assignment(ctx, assignment_id)
+
+
+def assignment_list(ctx: Context, request: Request) -> Response:
+    target = _target(ctx, request)
+    return Response.json(200, {"value": ctx.state.children(f"{target}/providers/Microsoft.Maintenance",
+                                                           "configurationAssignments")})
+
+
+def _subscription_assignment_id(request: Request) -> str:
+    return (f"/subscriptions/{request.param('subscription')}/providers/Microsoft.Maintenance/"
+            f"configurationAssignments/{request.param('name')}")
+
+
+def subscription_assignment_put(ctx: Context, request: Request) -> Response:
+    require_subscription(ctx, request.param("subscription"))
+    props = _assignment_body(request, dynamic=True)
+    with ctx.state.lock:
+        stored = _store_assignment(ctx, _subscription_assignment_id(request), request.param("name"),
+                                   f"/subscriptions/{request.param('subscription')}", props)
+    return Response.json(200, stored)
+
+
+def subscription_assignment_patch(ctx: Context, request: Request) -> Response:
+    require_subscription(ctx, request.param("subscription"))
+    with ctx.state.lock:
+        existing = ctx.state.get(_subscription_assignment_id(request))
+        if existing is None:
+            raise not_found(_subscription_assignment_id(request))
+        patch = request.json_object()
+        merged = merge_patch({"properties": existing.get("properties") or {}}, {"properties": patch.get("properties")
+                                                                                 or {}})
+        props = _assignment_body(Request(request.method, request.path, request.query, request.headers,
+                                         json.dumps(merged).encode(), request.base_url, request.params), dynamic=True)
+        stored = _store_assignment(ctx, str(existing["id"]), str(existing["name"]),
+                                   f"/subscriptions/{request.param('subscription')}", props)
+    return Response.json(200, stored)
+
+
+def subscription_assignment_get(ctx: Context, request: Request) -> Response:
+    require_subscription(ctx, request.param("subscription"))
+    found = ctx.state.get(_subscription_assignment_id(request))
+    if found is None:
+        raise not_found(_subscription_assignment_id(request))
+    return Response.json(200, found)
+
+
+def subscription_assignment_delete(ctx: Context, request: Request) -> Response:
+    require_subscription(ctx, request.param("subscription"))
+    return _drop_assignment(ctx, _subscription_assignment_id(request))
+
+
+def assignments_within_subscription(ctx: Context, request: Request) -> Response:
+    """ConfigurationAssignmentsWithinSubscription_List: every assignment of the subscription."""
+    subscription = request.param("subscription")
+    require_subscription(ctx, subscription)
+    return Response.json(200, {"value": ctx.state.of_type(subscription, ASSIGNMENT_TYPE)})

@@ -12,7 +12,13 @@ Operation names (for `faults` and `requests_for`):
     softwareUpdateConfigurationMachineRuns.{list,get}, maintenanceConfigurations.{list,get,put,patch,delete},
     imageTemplates.{list,get,put,patch,delete,run,cancel}, imageTemplates.runOutputs.{list,get},
     imageTemplates.operations.get (LRO status polls), resourceGraph.resources, logs.query, logs.batch,
-    blob.get, unknown (no route).
+    blob.get, unknown (no route);
+    Update Manager: virtualMachines.{list,get,instanceView,patch,start,restart,deallocate,powerOff,assessPatches,
+    installPatches}, virtualMachines.operations.get (Compute LRO polls), virtualMachineExtensions.{list,get,delete},
+    machines.{list,get,patch,assessPatches,installPatches}, machines.operations.get (HybridCompute LRO polls),
+    machineExtensions.{list,get,delete}, configurationAssignments.{list,get,put,delete} (a resource's),
+    configurationAssignmentsForSubscriptions.{get,put,patch,delete} (dynamic scopes),
+    configurationAssignmentsWithinSubscription.list.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from sandbox import arm, automation, blob, graph, imagebuilder, logs, maintenance
+from sandbox import arm, automation, blob, compute, graph, hybrid, imagebuilder, logs, maintenance
 from sandbox.base import ArmError, Context, Request, Response
 from sandbox.estate import Estate
 from sandbox.state import Fault, Faults, RequestLog, RequestRecord, State
@@ -48,11 +54,15 @@ class Route:
     kind: str = "arm"  # arm | logs | blob
     api: tuple[str, str] | None = None  # (namespace, type) whose api-versions apply
     write_namespace: str | None = None  # provider a write needs registered (when enforced)
+    versions: tuple[str, ...] | None = None  # the only api-versions accepted (instead of `api`'s)
+    select: bool = False  # the route takes only requests of `versions`; the others go on to later routes
 
 
 def _r(method: str, path: str, operation: str, handler: Handler, *, kind: str = "arm",
-       api: tuple[str, str] | None = None, writes: str | None = None) -> Route:
-    return Route(method, re.compile(f"^{path}/?$", re.IGNORECASE), operation, handler, kind, api, writes)
+       api: tuple[str, str] | None = None, writes: str | None = None,
+       versions: tuple[str, ...] | None = None, select: bool = False) -> Route:
+    return Route(method, re.compile(f"^{path}/?$", re.IGNORECASE), operation, handler, kind, api, writes, versions,
+                 select)
 
 
 _S = r"/subscriptions/(?P<subscription>[^/]+)"
@@ -60,7 +70,14 @@ _G = _S + r"/resourceGroups/(?P<group>[^/]+)"
 _AA = _G + r"/providers/Microsoft\.Automation/automationAccounts/(?P<account>[^/]+)"
 _MC = r"/providers/Microsoft\.Maintenance/maintenanceConfigurations"
 _IT = r"/providers/Microsoft\.VirtualMachineImages/imageTemplates"
+_VMS = r"/providers/Microsoft\.Compute/virtualMachines"
+_HMS = r"/providers/Microsoft\.HybridCompute/machines"
+_CA = r"/providers/Microsoft\.Maintenance/configurationAssignments"
 _NAME = r"/(?P<name>[^/]+)"
+_VM = _G + _VMS + _NAME
+_HM = _G + _HMS + _NAME
+_TARGET = _G + r"/providers/(?P<rp>[^/]+)/(?P<rtype>[^/]+)/(?P<rname>[^/]+)" + _CA
+_EXT = r"/extensions/(?P<extension>[^/]+)"
 
 _RESOURCES = ("Microsoft.Resources", "providers")
 _SUC = ("Microsoft.Automation", "automationAccounts/softwareUpdateConfigurations")
@@ -70,6 +87,9 @@ _MAINT = ("Microsoft.Maintenance", "maintenanceConfigurations")
 _TPL = ("Microsoft.VirtualMachineImages", "imageTemplates")
 _OUT = ("Microsoft.VirtualMachineImages", "imageTemplates/runOutputs")
 _OPS = ("Microsoft.VirtualMachineImages", "locations/operations")
+_ASSIGN = ("Microsoft.Maintenance", "configurationAssignments")
+_C = compute.API
+_H = hybrid.API
 
 ROUTES: tuple[Route, ...] = (
     _r("GET", _S + r"/providers", "providers.list", arm.providers_list, api=_RESOURCES),
@@ -131,6 +151,63 @@ ROUTES: tuple[Route, ...] = (
        imagebuilder.run_output_get, api=_OUT),
     _r("GET", _S + r"/providers/Microsoft\.VirtualMachineImages/locations/(?P<location>[^/]+)/operations/"
        r"(?P<operation>[^/]+)", "imageTemplates.operations.get", imagebuilder.operation_get, api=_OPS),
+    # Update Manager: Azure VMs (Compute 2026-04-01, the only version these routes take). A GET with another
+    # published api-version (Resources_GetById callers) goes on to `resources.get`, which answers the same.
+    _r("GET", _S + _VMS, "virtualMachines.list", compute.vm_list, versions=_C),
+    _r("GET", _G + _VMS, "virtualMachines.list", compute.vm_list, versions=_C),
+    _r("GET", _VM, "virtualMachines.get", compute.vm_get, versions=_C, select=True),
+    _r("PATCH", _VM, "virtualMachines.patch", compute.vm_patch, versions=_C, writes="Microsoft.Compute"),
+    _r("GET", _VM + r"/instanceView", "virtualMachines.instanceView", compute.vm_instance_view, versions=_C),
+    _r("POST", _VM + r"/start", "virtualMachines.start", compute.vm_start, versions=_C, writes="Microsoft.Compute"),
+    _r("POST", _VM + r"/restart", "virtualMachines.restart", compute.vm_restart, versions=_C,
+       writes="Microsoft.Compute"),
+    _r("POST", _VM + r"/deallocate", "virtualMachines.deallocate", compute.vm_deallocate, versions=_C,
+       writes="Microsoft.Compute"),
+    _r("POST", _VM + r"/powerOff", "virtualMachines.powerOff", compute.vm_power_off, versions=_C,
+       writes="Microsoft.Compute"),
+    _r("POST", _VM + r"/assessPatches", "virtualMachines.assessPatches", compute.vm_assess, versions=_C,
+       writes="Microsoft.Compute"),
+    _r("POST", _VM + r"/installPatches", "virtualMachines.installPatches", compute.vm_install, versions=_C,
+       writes="Microsoft.Compute"),
+    _r("GET", _VM + r"/extensions", "virtualMachineExtensions.list", compute.extension_list, versions=_C),
+    _r("GET", _VM + _EXT, "virtualMachineExtensions.get", compute.extension_get, versions=_C),
+    _r("DELETE", _VM + _EXT, "virtualMachineExtensions.delete", compute.extension_delete, versions=_C,
+       writes="Microsoft.Compute"),
+    _r("GET", _S + r"/providers/Microsoft\.Compute/locations/(?P<location>[^/]+)/operations/(?P<operation>[^/]+)",
+       "virtualMachines.operations.get", compute.operation_get, versions=_C),
+    # Arc-enabled servers (HybridCompute 2026-07-15)
+    _r("GET", _S + _HMS, "machines.list", hybrid.machine_list, versions=_H),
+    _r("GET", _G + _HMS, "machines.list", hybrid.machine_list, versions=_H),
+    _r("GET", _HM, "machines.get", hybrid.machine_get, versions=_H, select=True),
+    _r("PATCH", _HM, "machines.patch", hybrid.machine_patch, versions=_H, writes="Microsoft.HybridCompute"),
+    _r("POST", _HM + r"/assessPatches", "machines.assessPatches", hybrid.machine_assess, versions=_H,
+       writes="Microsoft.HybridCompute"),
+    _r("POST", _HM + r"/installPatches", "machines.installPatches", hybrid.machine_install, versions=_H,
+       writes="Microsoft.HybridCompute"),
+    _r("GET", _HM + r"/extensions", "machineExtensions.list", hybrid.extension_list, versions=_H),
+    _r("GET", _HM + _EXT, "machineExtensions.get", hybrid.extension_get, versions=_H),
+    _r("DELETE", _HM + _EXT, "machineExtensions.delete", hybrid.extension_delete, versions=_H,
+       writes="Microsoft.HybridCompute"),
+    _r("GET", _S + r"/providers/Microsoft\.HybridCompute/locations/(?P<location>[^/]+)/"
+       r"(?P<kind>operationStatus|operationResults)/(?P<operation>[^/]+)", "machines.operations.get",
+       hybrid.operation_get, versions=_H),
+    # maintenance configuration assignments (a resource's; a subscription's dynamic scopes)
+    _r("GET", _TARGET, "configurationAssignments.list", maintenance.assignment_list, api=_ASSIGN),
+    _r("GET", _TARGET + _NAME, "configurationAssignments.get", maintenance.assignment_get, api=_ASSIGN),
+    _r("PUT", _TARGET + _NAME, "configurationAssignments.put", maintenance.assignment_put, api=_ASSIGN,
+       writes="Microsoft.Maintenance"),
+    _r("DELETE", _TARGET + _NAME, "configurationAssignments.delete", maintenance.assignment_delete, api=_ASSIGN,
+       writes="Microsoft.Maintenance"),
+    _r("GET", _S + _CA, "configurationAssignmentsWithinSubscription.list",
+       maintenance.assignments_within_subscription, api=_ASSIGN),
+    _r("GET", _S + _CA + _NAME, "configurationAssignmentsForSubscriptions.get",
+       maintenance.subscription_assignment_get, api=_ASSIGN),
+    _r("PUT", _S + _CA + _NAME, "configurationAssignmentsForSubscriptions.put",
+       maintenance.subscription_assignment_put, api=_ASSIGN, writes="Microsoft.Maintenance"),
+    _r("PATCH", _S + _CA + _NAME, "configurationAssignmentsForSubscriptions.patch",
+       maintenance.subscription_assignment_patch, api=_ASSIGN, writes="Microsoft.Maintenance"),
+    _r("DELETE", _S + _CA + _NAME, "configurationAssignmentsForSubscriptions.delete",
+       maintenance.subscription_assignment_delete, api=_ASSIGN, writes="Microsoft.Maintenance"),
     # any other resource, by id (Resources_GetById); checks its own api-version
     _r("GET", r"/subscriptions/[^/]+(?:/.+)?", "resources.get", arm.generic_get),
     _r("HEAD", r"/subscriptions/[^/]+(?:/.+)?", "resources.checkExistence", arm.generic_head),
@@ -147,12 +224,14 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+def match(method: str, path: str, api_version: str | None = None) -> tuple[Route | None, dict[str, str], bool]:
     """(route, params, path_known): path_known is True when the path exists for another method."""
     known = False
     for route in ROUTES:
         found = route.pattern.match(path)
         if not found:
+            continue
+        if route.select and (api_version or "").lower() not in (v.lower() for v in route.versions or ()):
             continue
         if route.method == method:
             return route, {k: v for k, v in found.groupdict().items() if v is not None}, True
@@ -294,7 +373,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
         host = headers.get("host") or "{}:{}".format(*self.server.server_address[:2])
-        route, params, known = match(self.command, path)
+        route, params, known = match(self.command, path, query.get("api-version"))
         operation = route.operation if route else "unknown"
         request = Request(self.command, path, query, headers, body, f"http://{host}", params)
         delay = double.faults.latency(operation)
@@ -438,7 +517,9 @@ class AzureDouble:
         if scheme.lower() != "bearer" or not token.strip():
             return _unauthenticated(route, self.state.tenant_id, header)
         try:
-            if route.api is not None:
+            if route.versions is not None:
+                arm.check_versions(request, route.versions)
+            elif route.api is not None:
                 arm.check_api_version(request, *route.api)
             if route.write_namespace is not None and "subscription" in route.pattern.groupindex:
                 arm.require_registered(self.context, request, request.params["subscription"], route.write_namespace,

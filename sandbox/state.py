@@ -19,7 +19,9 @@ from typing import Any
 
 from sandbox.estate import BLOB_ENDPOINT, Estate, LogTable, RunOutcome, Workspace
 from sandbox.kql import Table
-from sandbox.util import deep, iso, parse_datetime, replace_text, stable_guid, utcnow
+from sandbox.patching import PatchOutcome
+from sandbox.um_estate import paused_gc
+from sandbox.util import deep, deep_replace, iso, parse_datetime, replace_text, stable_guid, utcnow
 
 # ---------------------------------------------------------------------------------------------
 # request log
@@ -187,6 +189,12 @@ class AsyncOperation:
     end: datetime | None = None
     error: dict[str, Any] | None = None
     observed: int = 0
+    result: dict[str, Any] | None = None  # the operation's output (Compute: `properties.output`)
+    hold: Callable[[AsyncOperation], bool] | None = None  # True while the operation can't progress
+
+    @property
+    def held(self) -> bool:
+        return self.hold is not None and not self.done and self.hold(self)
 
     @property
     def done(self) -> bool:
@@ -201,6 +209,8 @@ class AsyncOperation:
             value["endTime"] = iso(self.end)
         if self.error:
             value["error"] = deep(self.error)
+        if self.result is not None and self.done:
+            value["properties"] = {"output": deep(self.result)}
         return value
 
 
@@ -270,14 +280,35 @@ class State:
         self._graph: dict[str, list[dict[str, Any]]] = {}
         self._blobs: dict[str, bytes] = {}
         self._next_runs: dict[str, deque[RunOutcome]] = {}
+        self._views: dict[str, dict[str, Any]] = {}  # instance views (VMs), by resource id
+        self._patches: dict[str, list[dict[str, Any]]] = {}  # a machine's available OS updates
+        self._patch_outcomes: dict[str, deque[PatchOutcome]] = {}
+        self.version = 0  # bumped by every change the Resource Graph tables derive from
+        self.cache: dict[str, tuple[int, Any]] = {}  # derived views keyed by name: (version, value)
+        self.reboot_pending: dict[str, bool] = {}  # machines whose last installation left a reboot pending
+        with paused_gc():
+            self._load(estate, blob_endpoint)
+
+    def _load(self, estate: Estate, blob_endpoint: str) -> None:
         for namespace, registration in estate.providers.items():
             self.set_provider_state(namespace, registration, estate.subscription_id)
+        for subscription in estate.subscriptions:
+            self.subscriptions.setdefault(subscription.lower(), subscription)
+        for subscription, providers in estate.subscription_providers.items():
+            self.subscriptions.setdefault(subscription.lower(), subscription)
+            for namespace, registration in providers.items():
+                self.set_provider_state(namespace, registration, subscription)
         for resource in estate.resources:
-            self.put(str(resource["id"]), replace_text(deep(dict(resource)), BLOB_ENDPOINT, blob_endpoint))
+            self._store(str(resource["id"]), deep_replace(dict(resource), BLOB_ENDPOINT, blob_endpoint))
+        for resource_id, view in estate.instance_views.items():
+            self._views[resource_id.rstrip("/").lower()] = deep(dict(view))
+        for machine_id, patch_outcomes in estate.patch_outcomes.items():
+            self.set_next_patch_outcome(machine_id, *patch_outcomes)
         for workspace in estate.workspaces:
             self.add_workspace(workspace)
         for table, rows in estate.graph.items():
-            self.add_graph_rows(table, [replace_text(deep(dict(r)), BLOB_ENDPOINT, blob_endpoint) for r in rows])
+            self._graph.setdefault(table.lower(), []).extend(deep_replace(dict(r), BLOB_ENDPOINT, blob_endpoint)
+                                                             for r in rows)
         for key, text in estate.blobs.items():
             account, container, path = key.split("/", 2)
             self.put_blob(account, container, path, text)
@@ -295,7 +326,10 @@ class State:
 
     def put(self, resource_id: str, body: Mapping[str, Any]) -> None:
         """Seeds or replaces a resource; its resource group (and subscription) appear if missing."""
-        value = deep(dict(body))
+        self._store(resource_id, deep(dict(body)))
+
+    def _store(self, resource_id: str, value: dict[str, Any]) -> None:
+        """`put` of a value the store may keep as it is (already a private copy)."""
         value.setdefault("id", resource_id)
         value.setdefault("name", split_id(resource_id)[-1])
         parts = split_id(resource_id)
@@ -310,6 +344,7 @@ class State:
                         "location": value.get("location") or self.location, "tags": {},
                         "properties": {"provisioningState": "Succeeded"}}
             self._resources[resource_id.rstrip("/").lower()] = value
+            self.version += 1
 
     def delete(self, resource_id: str) -> bool:
         """Removes a resource and everything nested under it; True if it existed."""
@@ -318,7 +353,74 @@ class State:
             existed = self._resources.pop(key, None) is not None
             for child in [k for k in self._resources if k.startswith(key + "/")]:
                 del self._resources[child]
+            self._views.pop(key, None)
+            self.version += 1
             return existed
+
+    def ids_of_type(self, subscription: str, type_: str, resource_group: str | None = None) -> list[str]:
+        """The (lower-case) ids of one ARM type in a subscription (and group), in insertion order, uncopied:
+        list pages copy only the resources they return."""
+        sub = subscription.lower()
+        rg = resource_group.lower() if resource_group is not None else None
+        wanted = type_.lower()
+        with self.lock:
+            out = []
+            for key in self._resources:
+                parts = key.split("/")
+                if len(parts) < 3 or parts[2] != sub or (rg is not None and (len(parts) < 5 or parts[4] != rg)):
+                    continue
+                if type_of(key).lower() == wanted:
+                    out.append(key)
+            return out
+
+    # instance views (Microsoft.Compute virtual machines) ---------------------------------------------
+    def instance_view(self, resource_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            value = self._views.get(resource_id.rstrip("/").lower())
+            return deep(value) if value is not None else None
+
+    def set_instance_view(self, resource_id: str, view: Mapping[str, Any]) -> None:
+        with self.lock:
+            self._views[resource_id.rstrip("/").lower()] = deep(dict(view))
+            self.version += 1
+
+    def power_states(self) -> dict[str, dict[str, Any]]:
+        """Each VM's PowerState status ({code, level, displayStatus}) by lower-case id, uncopied."""
+        with self.lock:
+            out: dict[str, dict[str, Any]] = {}
+            for key, view in self._views.items():
+                for item in view.get("statuses") or []:
+                    if str(item.get("code", "")).startswith("PowerState/"):
+                        out[key] = item
+            return out
+
+    # a machine's OS updates and the outcomes of its next patch operations -------------------------
+    def available_patches(self, resource_id: str) -> list[dict[str, Any]] | None:
+        with self.lock:
+            value = self._patches.get(resource_id.rstrip("/").lower())
+            return deep(value) if value is not None else None
+
+    def set_available_patches(self, resource_id: str, patches: Iterable[Mapping[str, Any]]) -> None:
+        with self.lock:
+            self._patches[resource_id.rstrip("/").lower()] = [deep(dict(p)) for p in patches]
+
+    def set_next_patch_outcome(self, resource_id: str, *outcomes: PatchOutcome) -> None:
+        """How the machine's next assessPatches / installPatches end, in order (a `persistent` outcome
+        stays until replaced); after them, they succeed."""
+        with self.lock:
+            self._patch_outcomes[resource_id.rstrip("/").lower()] = deque(outcomes)
+
+    def pop_patch_outcome(self, resource_id: str, operation: str) -> PatchOutcome | None:
+        with self.lock:
+            queue = self._patch_outcomes.get(resource_id.rstrip("/").lower())
+            if not queue:
+                return None
+            for index, outcome in enumerate(queue):
+                if outcome.operation == operation:
+                    if not outcome.persistent:
+                        del queue[index]
+                    return outcome
+            return None
 
     def children(self, parent_id: str, child_type: str) -> list[dict[str, Any]]:
         """Direct children of `parent_id` of one type ('softwareUpdateConfigurationRuns'), in insertion order."""
@@ -404,10 +506,11 @@ class State:
                     self._advance(operation)
 
     def finish_operations(self) -> None:
-        """Completes every pending operation now (tests that don't want to poll)."""
+        """Completes every pending operation now (tests that don't want to poll); an operation that is
+        held (e.g. queued for a disconnected Arc machine) stays in progress."""
         with self.lock:
             for operation in list(self._operations.values()):
-                while not operation.done:
+                while not operation.done and not operation.held:
                     self._advance(operation)
 
     def pending_operations(self, resource_id: str | None = None) -> list[AsyncOperation]:
@@ -423,6 +526,8 @@ class State:
             operation.pending -= 1
             if operation.progress is not None:
                 operation.progress(operation, operation.observed)
+            return
+        if operation.held:  # waits (e.g. for its Arc machine to connect), then completes on the next look
             return
         operation.complete(operation)
         if operation.status == "InProgress":
@@ -476,6 +581,39 @@ class State:
     def add_graph_rows(self, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
         with self.lock:
             self._graph.setdefault(table.lower(), []).extend(deep(dict(r)) for r in rows)
+            self.version += 1
+
+    def upsert_graph_row(self, table: str, row: Mapping[str, Any]) -> None:
+        """Replaces the row with the same id (case-insensitive), or appends it."""
+        key = str(row.get("id", "")).lower()
+        with self.lock:
+            rows = self._graph.setdefault(table.lower(), [])
+            for index, existing in enumerate(rows):
+                if str(existing.get("id", "")).lower() == key:
+                    rows[index] = deep(dict(row))
+                    break
+            else:
+                rows.append(deep(dict(row)))
+            self.version += 1
+
+    def remove_graph_rows(self, table: str, predicate: Callable[[Mapping[str, Any]], bool]) -> int:
+        with self.lock:
+            rows = self._graph.get(table.lower(), [])
+            kept = [r for r in rows if not predicate(r)]
+            removed = len(rows) - len(kept)
+            self._graph[table.lower()] = kept
+            self.version += 1
+            return removed
+
+    def graph_table(self, table: str) -> list[dict[str, Any]]:
+        """The stored rows themselves, uncopied: for the Resource Graph route, which never mutates them."""
+        with self.lock:
+            return list(self._graph.get(table.lower(), []))
+
+    def resources_view(self) -> list[dict[str, Any]]:
+        """The stored resources themselves, uncopied (read-only use under the caller's care)."""
+        with self.lock:
+            return list(self._resources.values())
 
     def graph_tables(self) -> list[str]:
         with self.lock:

@@ -6,6 +6,7 @@ Kept free of any Azure SDK: the double must run (and be typed) without it.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import random
 import re
@@ -24,6 +25,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@functools.lru_cache(maxsize=8192)
 def iso(value: datetime, digits: int = 7) -> str:
     """ARM's timestamp shape: UTC, 'Z', up to 7 fractional digits (trailing zeros kept off)."""
     value = value.astimezone(UTC)
@@ -88,9 +90,37 @@ def next_guid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
+_ATOMS = (str, int, float, bool, type(None))
+
+
 def deep(value: Any) -> Any:
-    """A deep copy: the store never hands out, nor keeps, a caller's mutable object."""
+    """A deep copy: the store never hands out, nor keeps, a caller's mutable object.
+
+    JSON-shaped values (dicts, lists, strings, numbers) are copied by a direct walk, several times
+    faster than `copy.deepcopy` (a 5,000-VM estate is copied on every load and read); anything else
+    goes through `copy.deepcopy`."""
+    kind = type(value)
+    if kind is dict:
+        return {k: deep(v) for k, v in value.items()}
+    if kind is list:
+        return [deep(v) for v in value]
+    if kind in _ATOMS:
+        return value
     return copy.deepcopy(value)
+
+
+def deep_replace(value: Any, old: str, new: str) -> Any:
+    """`deep` and `replace_text` in one walk (loading a large estate)."""
+    kind = type(value)
+    if kind is str:
+        return value.replace(old, new) if old in value else value
+    if kind is dict:
+        return {k: deep_replace(v, old, new) for k, v in value.items()}
+    if kind is list:
+        return [deep_replace(v, old, new) for v in value]
+    if kind in _ATOMS:
+        return value
+    return replace_text(copy.deepcopy(value), old, new)
 
 
 def replace_text(value: Any, old: str, new: str) -> Any:
