@@ -229,6 +229,7 @@ var imageAdvancedFilters = [
   }
 ]
 var maintenanceEventTypes = [
+  'Microsoft.Maintenance.PreMaintenanceEvent'
   'Microsoft.Maintenance.PostMaintenanceEvent'
 ]
 

@@ -910,7 +910,9 @@ def test_maintenance_configurations_feed_on_event_through_system_topics() -> Non
     assert render(sp["systemTopicName"]) == "maintenanceTopics[i].outputs.name"
     assert render(sp["functionAppId"]) == "functionApp.outputs.id"
     assert sp["functionName"] == "on_event"
-    assert var(main, sp["includedEventTypes"]) == ["Microsoft.Maintenance.PostMaintenanceEvent"]
+    # PreMaintenanceEvent feeds the health gate, PostMaintenanceEvent the per-machine results.
+    assert var(main, sp["includedEventTypes"]) == ["Microsoft.Maintenance.PreMaintenanceEvent",
+                                                   "Microsoft.Maintenance.PostMaintenanceEvent"]
     assert body(subs)["dependsOn"] == ["maintenanceDeadLetterAccess"]
     _assert_dead_letter_wiring(main, sp, "maintenanceDeadLetterAccess", "maintenanceTopics")
 

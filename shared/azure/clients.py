@@ -113,6 +113,16 @@ class Clients:
 
         return self._mgmt("maintenance", subscription, MaintenanceManagementClient)
 
+    def compute(self, subscription: str) -> Any:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        return self._mgmt("compute", subscription, ComputeManagementClient)
+
+    def hybridcompute(self, subscription: str) -> Any:
+        from azure.mgmt.hybridcompute import HybridComputeManagementClient
+
+        return self._mgmt("hybridcompute", subscription, HybridComputeManagementClient)
+
     def imagebuilder(self, subscription: str) -> Any:
         from azure.mgmt.imagebuilder import ImageBuilderClient
 

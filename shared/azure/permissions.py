@@ -22,6 +22,9 @@ ADAPTER_MODULES = (
     "shared.azure.maintenance",
     "shared.azure.imagebuilder",
     "shared.azure.insights",
+    "shared.azure.resourcegraph",
+    "shared.azure.compute",
+    "shared.azure.patching",
 )
 
 

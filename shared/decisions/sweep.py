@@ -90,12 +90,12 @@ def discover(ctx: Context, subscriptions: list[str], progress: Progress = _quiet
         yield from _guarded(f"{sub} (image templates)", _templates(ctx, subscription))
         progress(f"Automation deployments in {subscription}")
         yield from _guarded(f"{sub} (Automation deployments)", _automation(ctx, subscription))
-    progress("Update Manager runs")
+    progress("Update Manager machines and runs (Resource Graph)")
     yield from _guarded("Update Manager (Resource Graph)", _update_manager(ctx, subscriptions))
 
 
 def _providers(ctx: Context, subscription: str) -> Iterator[Suspect]:
-    for namespace in ctx.limits.register_namespaces:
+    for namespace in ctx.limits.check_namespaces:
         state = ctx.providers.state(subscription, namespace)
         if state == "Registered":
             continue
@@ -133,14 +133,18 @@ def _automation(ctx: Context, subscription: str) -> Iterator[Suspect]:
 
 
 def _update_manager(ctx: Context, subscriptions: list[str]) -> Iterator[Suspect]:
-    for run in ctx.maintenance.failed_runs(subscriptions):
-        texts = [f"Update Manager run {run.correlation_id} of {run.configuration_id}: {run.status}"]
-        texts.extend(f"machine {m}: MaintenanceWindowExceeded" for m in run.window_exceeded)
-        texts.extend(f"machine {m}: {why}" for m, why in run.failed_machines)
-        failure = Failure(SourceKind.MAINTENANCE, True, tuple(texts), Family.UPDATE, run.configuration_id,
-                          run.configuration_id.split("/")[2], status=run.status,
-                          correlation_ids=(run.correlation_id,), started_at=run.started_at)
-        yield Suspect(failure, run.configuration_id)
+    """Update Manager's estate, per machine, from Resource Graph alone (one query per table and batch of
+    subscriptions, never a GET per machine): failed installations, pending reboots, assigned VMs not on
+    Customer Managed Schedules, periodic assessment off where the machine is scheduled, patch extensions
+    not Succeeded, Arc machines disconnected, assigned machines with no result for a run that happened.
+    Each comes diagnosed, with the resource its remediations act on (a window that ran out: the
+    configuration, once however many of its machines ran out)."""
+    from shared.diagnosis.update_manager import scan
+
+    for found in scan(ctx, subscriptions):
+        failure = found.diagnosis.failure
+        assert failure is not None
+        yield Suspect(failure, found.target, found.tags, found.diagnosis)
 
 
 def sweep(ctx: Context, subscriptions: list[str], *, policy: Policy, budget: Budget | None = None,
