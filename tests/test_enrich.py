@@ -3,10 +3,13 @@ its customization.log, the guide's Log Analytics queries where a workspace is kn
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
+
 from remediations.context import Context
 from sandbox import AzureDouble
 from shared.core.domain import Failure, Family, SourceKind
-from shared.diagnosis.enrichment import diagnose, enrich
+from shared.diagnosis.enrichment import PROBE_LOOKBACK, diagnose, enrich
 from shared.diagnosis.envelopes import parse_payload
 from tests.pipeline_helpers import arm_failure_event
 
@@ -33,11 +36,54 @@ def test_machines_missing_from_update_management_come_with_the_guides_query_resu
     assert "query_results" in d.to_dict()
 
 
-def test_a_failure_the_text_cannot_place_is_looked_for_in_the_workspace(double: AzureDouble, ctx: Context) -> None:
-    failure = Failure(SourceKind.TEXT, True, ("Since Friday our servers report nothing anymore",), Family.UPDATE)
+def _overquota_at(double: AzureDouble) -> datetime:
+    [row] = [r for r in double.state.log_rows("Operation") if "OverQuota" in str(r.get("Detail"))]
+    when: datetime = row["TimeGenerated"]
+    return when
+
+
+def test_an_update_failure_the_text_cannot_place_is_shown_its_own_windows_overquota_record(
+        double: AzureDouble, ctx: Context) -> None:
+    """Defect: the OverQuota probe ran over the whole workspace for 30 days and its one row became
+    the only evidence of `um.not_showing`. Now it reads the failure's own window (the day before it)
+    and machines, and shows what it found beside the diagnosis, never as its only evidence."""
+    quota = _overquota_at(double)
+    failure = Failure(SourceKind.TEXT, True, ("Since Friday our servers report nothing anymore",), Family.UPDATE,
+                      facts=(("target_computer", "vm-app-01"),), started_at=quota + timedelta(hours=3))
     d = diagnose(failure, ctx)
-    assert d.scenario == "um.not_showing"
-    assert any("OverQuota" in e for e in d.evidence)
+    assert d.scenario == "unknown" and not any("OverQuota" in e for e in d.evidence)
+    [probe] = [r for r in d.query_results if "OverQuota" in r.query]
+    assert [row["Detail"] for row in probe.rows] == [
+        "Data collection stopped due to daily limit of free data reached. Ingestion status = OverQuota"]
+    assert '"vm-app-01"' in probe.query  # the failure's own machine (and workspace-wide records)
+    [request] = [r for r in double.requests_for("logs.query") if "OverQuota" in r.body]
+    timespan = json.loads(request.body)["timespan"]
+    assert timespan.startswith((quota + timedelta(hours=3) - PROBE_LOOKBACK).strftime("%Y-%m-%dT%H:%M"))
+
+
+def test_an_overquota_record_outside_the_failures_window_is_not_read(double: AzureDouble, ctx: Context) -> None:
+    failure = Failure(SourceKind.TEXT, True, ("Since Friday our servers report nothing anymore",), Family.UPDATE,
+                      started_at=_overquota_at(double) + timedelta(days=2))
+    [probe] = [r for r in diagnose(failure, ctx).query_results if "OverQuota" in r.query]
+    assert probe.rows == () and probe.error is None
+
+
+def test_only_lines_of_the_failures_own_text_count_as_its_own_evidence() -> None:
+    """What decides whether a probed diagnosis stands: an evidence line from the failure itself."""
+    from shared.diagnosis.enrichment import _own
+
+    assert _own("The heartbeat is there but the machines are missing", ("Ticket: The heartbeat is there but "
+                                                                         "the machines  are missing.",))
+    assert not _own("Operation at 2026-11-20 (workspace): Ingestion status = OverQuota", ("servers are silent",))
+
+
+def test_failures_of_no_update_family_never_query_the_workspace(double: AzureDouble, ctx: Context) -> None:
+    """A CPU metric alert, an ARM write failure of a storage account: nothing in the workspace is about them."""
+    for texts in (("alert rule: WCUS-R2-Gen2", "metricName: Percentage CPU"),
+                  ("Microsoft.Storage/storageAccounts/write Failed (Microsoft.Resources.ResourceWriteFailure)",)):
+        d = diagnose(Failure(SourceKind.ALERT, True, texts), ctx)
+        assert d.scenario == "unknown" and d.query_results == ()
+    assert double.requests_for("logs.query") == []
 
 
 def test_without_a_workspace_no_query_runs(double: AzureDouble, ctx: Context) -> None:

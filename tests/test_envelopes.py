@@ -209,7 +209,10 @@ def test_invalid_element_of_a_batch_is_named_by_index() -> None:
         (lambda a: a["data"]["essentials"].__setitem__("monitorCondition", "Maybe"),
          "data.essentials.monitorCondition"),
         (lambda a: a["data"]["essentials"].__setitem__("alertTargetIDs", "one"), "data.essentials.alertTargetIDs"),
-        (lambda a: a.__setitem__("schemaId", "Microsoft.Insights/activityLogs"), "schemaId"),
+        # An older webhook schema is read, not refused: this one lacks its data.context.activityLog.
+        (lambda a: a.__setitem__("schemaId", "Microsoft.Insights/activityLogs"), "data.context"),
+        (lambda a: a.__setitem__("schemaId", "Contoso.Custom/alerts"), "schemaId"),
+        (lambda a: a["data"]["essentials"].__setitem__("alertRule", 5), "data.essentials.alertRule"),
     ],
 )
 def test_invalid_alert_names_the_field(mutate: Any, field: str) -> None:

@@ -1,11 +1,12 @@
-"""The Functions bindings, driven with the real azure.functions request/event objects."""
+"""The Functions bindings, driven as the host drives them: azure.functions request objects, and events
+through azure.functions' own trigger converter over published event JSON in both schemas."""
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
@@ -16,6 +17,9 @@ from sandbox import AzureDouble
 from shared.core.errors import PayloadError
 from shared.wiring import App
 from tests.conftest import ROOT
+from tests.fixtures.published import HERE as PUBLISHED
+from tests.fixtures.published import delivered
+from tests.fixtures.published import load as published
 
 
 def _user(fn: Any) -> Any:
@@ -75,29 +79,120 @@ def test_scenarios_route_lists_the_catalog() -> None:
     assert "aib.build_timeout" in ids and "um.failed_to_start" in ids
 
 
-def _event(data: dict[str, Any], event_type: str) -> func.EventGridEvent:
-    return func.EventGridEvent(
-        id="evt-1", data=data, topic="/subscriptions/s/resourceGroups/rg", subject="/subscriptions/s/x",
-        event_type=event_type, event_time=datetime(2026, 11, 20, tzinfo=UTC), data_version="1",
-    )
+def event_diagnoses(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("event diagnosed")]
+
+
+def test_the_converter_hands_a_cloudevent_for_a_cloudevents_delivery() -> None:
+    """What azure.functions really gives the trigger, for the docs' event in both schemas."""
+    [eg] = published("eventgrid_resource_write_success.json")
+    [ce] = published("cloudevent_resource_write_success.json")
+    assert isinstance(delivered(eg), func.EventGridEvent) and not isinstance(delivered(eg), func.CloudEvent)
+    cloud = delivered(ce)
+    assert isinstance(cloud, func.CloudEvent) and not hasattr(cloud, "event_type") and not hasattr(cloud, "topic")
+    assert cloud.type == "Microsoft.Resources.ResourceWriteSuccess" and cloud.source == ce["source"]
+
+
+@pytest.mark.parametrize("name", [
+    "eventgrid_resource_write_success.json", "cloudevent_resource_write_success.json",
+    "eventgrid_maintenance_post_event.txt", "cloudevent_maintenance_post_event.txt",
+    "sdk_eventgrid_eg_storage_dict.json", "sdk_eventgrid_cloud_storage_dict.json",
+    "sdk_eventgrid_cloud_custom_dict_with_extensions.json",
+])
+def test_event_grid_trigger_takes_published_events_in_both_schemas(name: str, wired: App, double: AzureDouble) -> None:
+    """Defect: `on_event` read `event.topic` / `event.event_type` from a `func.CloudEvent`
+    (AttributeError). Now both schemas reach the envelope; each event is handled once and recorded."""
+    value = published(name)
+    event = value[0] if isinstance(value, list) else value
+    _user(function_app.on_event)(delivered(event))
+    [record] = wired.audit.query(kind="diagnosis", event_id=event["id"])
+    assert record.scenario == "none"  # a success, or an event type this app does not act on
+    _user(function_app.on_event)(delivered(event))  # delivered again: handled once
+    assert len(wired.audit.query(kind="diagnosis", event_id=event["id"])) == 1
+
+
+def test_a_cloudevents_failure_is_diagnosed_through_the_trigger(wired: App, double: AzureDouble,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The docs' CloudEvents resource event, as a ResourceActionFailure ("the same schema is used for
+    ResourceActionFailure ... with different values for eventType") on a template of the double."""
+    [ce] = published("cloudevent_resource_write_success.json")
+    tpl = double.refs["template:tpl-rhel-noartifacts"]
+    ce |= {"type": "Microsoft.Resources.ResourceActionFailure", "subject": tpl, "id": "ce-action-failure-1"}
+    ce["data"] |= {"resourceUri": tpl, "status": "Failed", "resourceProvider": "Microsoft.VirtualMachineImages",
+                   "operationName": "Microsoft.VirtualMachineImages/imageTemplates/run/action"}
+    caplog.set_level("INFO")
+    _user(function_app.on_event)(delivered(ce))
+    [record] = wired.audit.query(kind="diagnosis", event_id="ce-action-failure-1")
+    assert record.scenario == "aib.no_artifacts"
+    [logged] = event_diagnoses(caplog)
+    assert logged.__dict__["event_id"] == "ce-action-failure-1" and logged.__dict__["target"] == tpl
+
+
+def test_a_binary_cloudevent_is_refused_naming_the_field_so_it_is_retried(wired: App) -> None:
+    """The SDK's `data_base64` test event: refused (Event Grid retries, then dead-letters), not a crash."""
+    with pytest.raises(PayloadError) as err:
+        _user(function_app.on_event)(delivered(published("sdk_eventgrid_cloud_custom_dict_base64.json")))
+    assert err.value.path == "data_base64"
 
 
 def test_event_grid_trigger_diagnoses_the_event(wired: App, double: AzureDouble,
                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The docs' PostMaintenanceEvent (Event Grid schema), failed, on a configuration of the double."""
+    [event] = published("eventgrid_maintenance_post_event.txt")
     config = double.refs["maintenance:mc-prod-weekly"]
-    data = {"correlationId": double.refs["maintenance-run:mc-prod-weekly"], "maintenanceConfigurationId": config,
-            "status": "Failed", "startDateTime": "2026-11-20T00:00:00Z", "endDateTime": "2026-11-20T02:00:00Z"}
+    event |= {"id": "evt-1", "topic": config, "subject": config.rsplit("/", 1)[-1]}
+    event["data"] |= {"correlationId": double.refs["maintenance-run:mc-prod-weekly"],
+                      "maintenanceConfigurationId": config, "status": "Failed",
+                      "startDateTime": "2026-11-20T00:00:00Z", "endDateTime": "2026-11-20T02:00:00Z"}
     caplog.set_level("INFO")
-    _user(function_app.on_event)(_event(data, "Microsoft.Maintenance.PostMaintenanceEvent"))
-    record = next(r for r in caplog.records if r.name == "remediator.pipeline" and "diagnosed" in r.getMessage())
+    _user(function_app.on_event)(delivered(event))
+    record = event_diagnoses(caplog)[0]
     assert record.__dict__["event_id"] == "evt-1"
     assert record.__dict__["target"].endswith("/maintenanceConfigurations/mc-prod-weekly")
     assert wired.audit.query(kind="diagnosis", event_id="evt-1")
 
 
 def test_event_grid_trigger_raises_on_a_malformed_event_so_it_is_retried(wired: App) -> None:
-    with pytest.raises(PayloadError):
-        _user(function_app.on_event)(_event({"status": 5}, "Microsoft.Maintenance.PostMaintenanceEvent"))
+    [event] = published("eventgrid_maintenance_post_event.txt")
+    event["data"]["status"] = 5
+    with pytest.raises(PayloadError) as err:
+        _user(function_app.on_event)(delivered(event))
+    assert err.value.path == "data.status"
+
+
+def options(headers: dict[str, str]) -> func.HttpResponse:
+    req = func.HttpRequest(method="OPTIONS", url="/api/diagnose", body=b"", headers=headers)
+    response: func.HttpResponse = _user(function_app.diagnose)(req)
+    return response
+
+
+def test_diagnose_answers_the_cloudevents_webhook_validation_handshake() -> None:
+    """The CloudEvents HTTP webhook spec's validation request (section 4.1; Event Grid sends it with
+    `WebHook-Request-Origin: eventgrid.azure.net` before it creates a CloudEvents subscription)."""
+    sample = json.loads((PUBLISHED / "cloudevents_webhook_validation_handshake.json").read_text())
+    for origin in (sample["request"]["headers"]["WebHook-Request-Origin"], "eventgrid.azure.net"):
+        r = options(sample["request"]["headers"] | {"WebHook-Request-Origin": origin})
+        assert r.status_code == 200
+        assert r.headers["WebHook-Allowed-Origin"] == origin
+        assert r.headers["WebHook-Allowed-Rate"] == "*"  # MUST be returned: the request asked for a rate
+        assert "POST" in r.headers["Allow"]
+    lower = options({"webhook-request-origin": "eventgrid.azure.net"})
+    assert lower.status_code == 200 and lower.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+
+
+@pytest.mark.parametrize("headers", [{}, {"WebHook-Request-Origin": ""},
+                                     {"WebHook-Request-Origin": "evil.example\r\nSet-Cookie: x=1"},
+                                     {"WebHook-Request-Origin": "https://eventgrid.azure.net/"}])
+def test_a_handshake_without_a_host_name_origin_is_refused_naming_the_header(headers: dict[str, str]) -> None:
+    r = options(headers)
+    assert r.status_code == 400 and "WebHook-Allowed-Origin" not in r.headers
+    body = json.loads(r.get_body())
+    assert body["field"] == "WebHook-Request-Origin" and body["problem"]
+
+
+def test_the_diagnose_route_is_bound_for_post_and_options() -> None:
+    [binding] = [b for b in function_app.diagnose.build().get_bindings() if b.type == "httpTrigger"]
+    assert {str(m.value) for m in binding.methods} == {"POST", "OPTIONS"}
 
 
 def test_queue_trigger_runs_the_job_and_the_poison_trigger_records_it(wired: App, double: AzureDouble) -> None:

@@ -104,7 +104,7 @@ def test_unknown_and_malformed_operation_ids(wired: App) -> None:
 
 @pytest.mark.parametrize(("body", "field"), [
     (b"", "(body)"), (b"{}", "schemaId"), (json.dumps({"schemaId": "Microsoft.Insights/activityLogs"}).encode(),
-                                           "schemaId"),
+                                           "data"),
 ])
 def test_bad_alerts_get_a_4xx_naming_the_field(wired: App, body: bytes, field: str) -> None:
     status, answer = call(function_app.alerts, "POST", "/api/alerts", body)

@@ -38,26 +38,39 @@ class SourceIdSighting:
     last_seen: datetime
 
 
+def _rows(result: Any) -> list[dict[str, Any]]:
+    partial_error = getattr(result, "partial_error", None)
+    if partial_error is not None:
+        raise RuntimeError(f"Log Analytics returned a partial result: {partial_error}")
+    rows: list[dict[str, Any]] = []
+    for table in result.tables:
+        names = list(table.columns)
+        rows.extend(dict(zip(names, row, strict=False)) for row in table.rows)
+    return rows
+
+
 def _when(value: Any) -> datetime | None:
     if isinstance(value, str):
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     return value if isinstance(value, datetime) else None
 
 
+# How far back a query looks: a duration ending now, or a (start, end) window.
+Timespan = timedelta | tuple[datetime, datetime]
+
+
 class Insights(Adapter):
     @requires("Microsoft.OperationalInsights/workspaces/query/read")
-    def query(self, workspace_id: str, kql: str, timespan: timedelta = timedelta(days=30)) -> list[dict[str, Any]]:
+    def query(self, workspace_id: str, kql: str, timespan: Timespan = timedelta(days=30)) -> list[dict[str, Any]]:
         """Rows as dicts; a partial result is an error, not a silent half answer."""
         client = self.clients.logs()
-        result = self.retry.call(client.query_workspace, workspace_id, kql, timespan=timespan)
-        partial_error = getattr(result, "partial_error", None)
-        if partial_error is not None:
-            raise RuntimeError(f"Log Analytics returned a partial result: {partial_error}")
-        rows: list[dict[str, Any]] = []
-        for table in result.tables:
-            names = list(table.columns)
-            rows.extend(dict(zip(names, row, strict=False)) for row in table.rows)
-        return rows
+        return _rows(self.retry.call(client.query_workspace, workspace_id, kql, timespan=timespan))
+
+    @requires("Microsoft.OperationalInsights/workspaces/query/read")
+    def query_resource(self, resource_id: str, kql: str, timespan: Timespan) -> list[dict[str, Any]]:
+        """The same, against the workspace (or resource) a log alert rule queries, by its ARM id."""
+        client = self.clients.logs()
+        return _rows(self.retry.call(client.query_resource, resource_id, kql, timespan=timespan))
 
     def source_id_sightings(self, workspace_id: str, days: int = 30) -> list[SourceIdSighting]:
         rows = self.query(workspace_id, Q_SOURCE_IDS.format(days=days), timedelta(days=days))
@@ -98,3 +111,11 @@ class Insights(Adapter):
         start = max(0, size - max_bytes)
         _, body = self.retry.call(send, "GET", {"Range": f"bytes={start}-"}, max_bytes)
         return body.decode("utf-8", errors="replace")
+
+
+def kql_string(value: str) -> str:
+    """`value` as a KQL double-quoted string literal: quotes, backslashes and line breaks escaped,
+    so a name from a payload can never end the literal and add query text."""
+    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+               .replace("\t", "\\t"))
+    return f'"{escaped}"'

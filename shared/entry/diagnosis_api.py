@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from shared.core.errors import PayloadError
@@ -16,6 +18,9 @@ MAX_BODY = 4 * 1024 * 1024
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 Response = tuple[int, Any, dict[str, str]]
+# A host name (RFC 1123 labels), the only thing echoed into the handshake's answer header.
+_ORIGIN = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+                     r"[A-Za-z0-9])?)*")
 log = logging.getLogger("remediator.http")
 
 
@@ -61,6 +66,24 @@ def diagnose(body: bytes, source: str | None) -> Response:
         )
     out = [d.to_dict() for d in diagnoses]
     return 200, (out if batch else out[0]), dict(JSON_HEADERS)
+
+
+def webhook_handshake(headers: Mapping[str, str]) -> Response:
+    """OPTIONS /api/diagnose: the CloudEvents webhook validation handshake (CloudEvents HTTP webhook
+    spec, section 4, as Event Grid sends it for a CloudEvents 1.0 subscription): the request names its
+    sender in `WebHook-Request-Origin`; the answer allows it in `WebHook-Allowed-Origin`, at any rate
+    (`WebHook-Allowed-Rate: *`). The origin is echoed into a header, so only a host name is."""
+    wanted = {k.lower(): v for k, v in headers.items()}
+    origin = wanted.get("webhook-request-origin")
+    if origin is None or not origin.strip():
+        return _error(400, "invalid request", "required for the CloudEvents webhook validation handshake (an "
+                      "OPTIONS request names its sender's host)", "WebHook-Request-Origin")
+    origin = origin.strip()
+    if not _ORIGIN.fullmatch(origin):
+        return _error(400, "invalid request", "expected the sender's host name (e.g. eventgrid.azure.net)",
+                      "WebHook-Request-Origin")
+    answer = {"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*", "Allow": "POST, OPTIONS"}
+    return 200, {"allowed_origin": origin, "allowed_rate": "*"}, dict(JSON_HEADERS) | answer
 
 
 def _handshake(body: bytes) -> str | None:

@@ -15,8 +15,14 @@ from shared.core.domain import Failure, Family, SourceKind
 from shared.core.errors import PayloadError, UnrecognisedPayload
 from shared.diagnosis.envelopes._common import family_of
 from shared.diagnosis.envelopes._reader import Reader, describe, join
-from shared.diagnosis.envelopes.alerts import looks_like_alert, parse_alert
-from shared.diagnosis.envelopes.arm import kind_of, parse_error_body, parse_image_template, parse_update_run
+from shared.diagnosis.envelopes.alerts import looks_like_alert, parse_alerts
+from shared.diagnosis.envelopes.arm import (
+    kind_of,
+    parse_apply_update,
+    parse_error_body,
+    parse_image_template,
+    parse_update_run,
+)
 from shared.diagnosis.envelopes.events import (
     VALIDATION_EVENT,
     looks_like_cloudevent,
@@ -26,7 +32,7 @@ from shared.diagnosis.envelopes.events import (
 )
 
 __all__ = ["VALIDATION_EVENT", "check_unicode", "is_batch", "parse_input", "parse_payload", "parse_text",
-           "validation_code"]
+           "reports_failure", "validation_code"]
 
 MAX_BATCH = 5000
 ROOT = PayloadError("", "").path
@@ -34,9 +40,17 @@ ROOT = PayloadError("", "").path
 _MAYBE_SURROGATE = re.compile(r"\\[uU][dD][89a-fA-F]|[\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _KNOWN = (
-    "an Event Grid event, a CloudEvent, an Azure Monitor common alert schema alert, an image template, "
-    "a software update configuration run or machine run, an ARM error body, or {\"text\": ...}"
+    "an Event Grid event, a CloudEvent, an Azure Monitor alert, an image template, a software update "
+    "configuration run or machine run, an Update Manager applyUpdates, an ARM error body, or {\"text\": ...}"
 )
+# What makes JSON of no known shape worth reading as failure text: a key that carries an error, or a
+# word that reports one. A configuration, a listing or a success has neither (the CLI answers `none`).
+_FAILURE_KEYS = frozenset({"error", "errors", "exception", "message", "errormessage", "statusmessage",
+                           "failure", "failures", "faultstring", "stderr", "innererror"})
+_FAILURE_WORD = re.compile(
+    r"\b(?:fail\w*|error\w*|exception|denied|unable|cannot|can't|could not|couldn't|timed? ?out|not found|"
+    r"invalid|refused|forbidden|unauthori[sz]ed|conflict|aborted|crash\w*)\b", re.IGNORECASE)
+_MAX_SCANNED = 5000
 
 
 def parse_text(text: str, family: Family | None = None) -> Failure:
@@ -79,14 +93,45 @@ def parse_input(
         try:
             return _parse(value, family), is_batch(value)
         except UnrecognisedPayload as exc:
-            if lenient and exc.path == ROOT:
-                return [parse_text(raw, family)], False
+            # The whole body, or an item of an ARM listing: a configuration, a listing. An unknown item
+            # in a batch of events stays an error naming its index.
+            if lenient and (exc.path == ROOT or exc.path.startswith("value[")):
+                return [_unshaped(value, raw, family)], False
             raise
     if not stripped.strip():
         raise PayloadError("", "empty input: send a payload or failure text")
     if _SURROGATE.search(stripped):
         check_unicode(stripped)
     return [parse_text(raw, family)], False
+
+
+def _unshaped(value: Any, raw: str, family: Family | None) -> Failure:
+    """JSON of no supported shape, for the lenient CLI: failure text when it carries an error
+    (people paste error JSON from tools), else no failure (a configuration, a listing, a success)."""
+    if reports_failure(value):
+        return parse_text(raw, family)
+    return Failure(source=SourceKind.TEXT, failed=False, status="no failure signal", family=family,
+                   facts=(("reason", "JSON of no failure shape: no error field and no failure word in it"),))
+
+
+def reports_failure(value: Any) -> bool:
+    """Whether JSON carries an error field or a failure word anywhere (bounded walk)."""
+    stack: list[Any] = [value]
+    seen = 0
+    while stack and seen < _MAX_SCANNED:
+        item = stack.pop()
+        seen += 1
+        if isinstance(item, str):
+            if _FAILURE_WORD.search(item[:20_000]):
+                return True
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if str(key).lower() in _FAILURE_KEYS and sub not in (None, "", [], {}):
+                    return True
+                stack.append(sub)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def parse_payload(value: Any, family: Family | None = None) -> list[Failure]:
@@ -175,7 +220,7 @@ def _one(item: Any, path: str, family: Family | None) -> list[Failure]:
     if looks_like_eventgrid(item):
         return [_hinted(parse_eventgrid(r), family)]
     if looks_like_alert(item):
-        return [_hinted(parse_alert(r), family)]
+        return [_hinted(f, family) for f in parse_alerts(r)]
     if isinstance(item.get("value"), list) and "id" not in item:
         items = item["value"]
         if not items:
@@ -190,6 +235,8 @@ def _one(item: Any, path: str, family: Family | None) -> list[Failure]:
     if kind in (SourceKind.AUTOMATION_RUN, SourceKind.AUTOMATION_MACHINE_RUN):
         assert kind is not None
         return [parse_update_run(r, kind)]
+    if kind is SourceKind.MAINTENANCE:
+        return [parse_apply_update(r)]
     if "error" in item and "id" not in item:
         return [parse_error_body(r, family)]
     text = item.get("text")

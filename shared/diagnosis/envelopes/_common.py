@@ -23,6 +23,12 @@ PENDING_STATES = frozenset(
 )
 
 
+# What only patching speaks of: Automation Update Management's table, Update Manager's patch
+# operations and Resource Graph tables (what the deployment's own log alert rules query).
+_UPDATE_WORDS = ("updaterunprogress", "/installpatches/", "/assesspatches/", "patchinstallationresources",
+                 "patchassessmentresources", "softwareupdateconfiguration")
+
+
 def subscription_of(resource_id: str | None) -> str | None:
     if not resource_id:
         return None
@@ -53,7 +59,8 @@ def family_of(*names: str | None) -> Family | None:
         low = name.lower()
         if "microsoft.virtualmachineimages" in low:
             return Family.AIB
-        if "microsoft.automation" in low or "microsoft.maintenance" in low:
+        if "microsoft.automation" in low or "microsoft.maintenance" in low or any(
+                word in low for word in _UPDATE_WORDS):
             return Family.UPDATE
     return None
 

@@ -23,6 +23,9 @@ _LOG_NAME = "customization.log"
 _ARM_NAME = re.compile(r"[^/\s\x00-\x1f\x7f](?:[^/\x00-\x1f\x7f]{0,258}[^/\s\x00-\x1f\x7f])?")
 _OPERATION_ID = re.compile(r"OperationId:\s*([0-9A-Za-z-]+)")
 _TEMPLATE_RUN_FAILED = frozenset({"failed", "partiallysucceeded", "canceled", "cancelled"})
+# applyUpdates statuses that are no failure besides success and progress: nothing to install, or
+# a run someone cancelled (the Cancellation API).
+_APPLY_NOT_FAILED = frozenset({"noupdatespending", "cancel", "cancelled", "canceled"})
 
 
 def kind_of(obj: dict[str, Any]) -> SourceKind | None:
@@ -37,6 +40,8 @@ def kind_of(obj: dict[str, Any]) -> SourceKind | None:
         return SourceKind.AUTOMATION_MACHINE_RUN
     if "/softwareupdateconfigurationruns/" in rid or "computercount" in pkeys:
         return SourceKind.AUTOMATION_RUN
+    if rtype.endswith("/applyupdates") or "/providers/microsoft.maintenance/applyupdates/" in rid:
+        return SourceKind.MAINTENANCE
     return None
 
 
@@ -165,6 +170,46 @@ def parse_update_run(r: Reader, kind: SourceKind) -> Failure:
         correlation_ids=(correlation,) if correlation else (),
         started_at=props.time("startTime"),
         ended_at=props.time("endTime"),
+        facts=tuple(facts),
+    )
+
+
+def parse_apply_update(r: Reader) -> Failure:
+    """An Update Manager `Microsoft.Maintenance/applyUpdates` as ARM GET returns it: the status of one
+    update run on one resource (Completed; Pending / InProgress; RetryNow / RetryLater when the
+    installation failed), the resource it ran on, and the maintenance configuration where newer
+    API versions name it."""
+    rid = resource_id(r.ident("id"), r.at("id"))
+    props = r.req_child("properties")
+    status = props.req("status")
+    target = resource_id(props.ident("resourceId"), props.at("resourceId"))
+    config = resource_id(props.ident("maintenanceConfigurationId"), props.at("maintenanceConfigurationId"))
+    low = status.strip().lower()
+    failed = low not in _APPLY_NOT_FAILED and is_failure_status(status)
+    texts = [f"Update Manager apply updates status: {status}"]
+    for key in ("errorMessage", "error"):
+        value = props.get(key)
+        if isinstance(value, str) and value.strip():
+            texts.append(value)
+        elif isinstance(value, dict):
+            err = Reader(value, props.at(key))
+            _error_lines(err, texts, 0)
+    facts: list[tuple[str, str]] = [("apply_update_id", rid or "")]
+    if config:
+        facts.append(("maintenance_configuration_id", config))
+    resource = target or rid
+    return Failure(
+        source=SourceKind.MAINTENANCE,
+        failed=failed,
+        texts=tuple(texts),
+        family=Family.UPDATE,
+        resource_id=resource,
+        subscription_id=subscription_of(resource),
+        operation="Microsoft.Maintenance/applyUpdates",
+        status=status,
+        correlation_ids=(rid,) if rid else (),
+        started_at=props.time("startDateTime") or props.time("lastUpdateTime"),
+        ended_at=props.time("endDateTime"),
         facts=tuple(facts),
     )
 

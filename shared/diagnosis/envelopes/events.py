@@ -6,7 +6,7 @@ event type we do not act on is parsed, not rejected: it yields no failure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -198,3 +198,22 @@ def looks_like_eventgrid(obj: dict[str, Any]) -> bool:
 
 def looks_like_cloudevent(obj: dict[str, Any]) -> bool:
     return "specversion" in obj
+
+
+_CLOUDEVENT_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "time", "subject", "datacontenttype",
+                                    "dataschema", "data"})
+
+
+def cloudevent_dict(
+    *, event_id: str | None, source: str | None, event_type: str | None, specversion: str | None,
+    subject: str | None, time: str | None, data: Any, datacontenttype: str | None = None,
+    dataschema: str | None = None, extensions: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A CloudEvents 1.0 event rebuilt from the Functions trigger's `func.CloudEvent` (its attributes
+    and extension attributes, `data_base64` among them), for the envelope to validate as delivered."""
+    out: dict[str, Any] = {str(k): v for k, v in (extensions or {}).items() if str(k) not in _CLOUDEVENT_ATTRIBUTES}
+    out |= {"specversion": specversion, "id": event_id, "source": source, "type": event_type}
+    optional = {"subject": subject, "time": time, "datacontenttype": datacontenttype, "dataschema": dataschema,
+                "data": data}
+    out |= {k: v for k, v in optional.items() if v is not None}
+    return out
