@@ -1,4 +1,5 @@
-"""A local HTTP host for the app's HTTP functions, for local runs and browser tests.
+"""A local HTTP host for the app's HTTP functions: the HTTP side of `remediator serve`
+(sandbox/serve.py), which the browser tests use too.
 
 It serves exactly the routes `function_app.py` declares (read from the bindings, not
 repeated here) and calls the same Python functions with real `azure.functions`
@@ -36,12 +37,18 @@ class Route:
 
 
 @functools.cache
-def routes() -> tuple[Route, ...]:
-    """Read once: the Functions SDK builds the function list from the decorators only once."""
+def functions() -> tuple[Any, ...]:
+    """function_app.py's functions with their bindings. Read once: the Functions SDK builds the list
+    from the decorators only once (a second `get_functions()` finds every name taken)."""
     import function_app
 
+    return tuple(function_app.app.get_functions())
+
+
+@functools.cache
+def routes() -> tuple[Route, ...]:
     found: list[Route] = []
-    for fn in function_app.app.get_functions():
+    for fn in functions():
         for binding in fn.get_bindings():
             if binding.type != "httpTrigger":
                 continue
@@ -81,6 +88,7 @@ class DevServer:
                         # The path without its query: links carry tokens and keys (code=...).
                         log.exception("%s %s raised", self.command, urlsplit(self.path).path)
                         status, headers, body = 500, {"Content-Type": "text/plain"}, b"internal error"
+                log.info("%s %s %d", self.command, urlsplit(self.path).path, status)  # the path only: no keys
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -143,7 +151,10 @@ class DevServer:
         return self.url
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever, which only start() runs
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
         self._httpd.server_close()
 
     def __enter__(self) -> DevServer:

@@ -1,7 +1,7 @@
 """Per-scenario accuracy of the classifier over the labelled corpus.
 
 The corpus is every `tests/corpus/*.jsonl` file (real-world variants and texts that must
-stay `unknown`) plus the error blocks of the guides themselves (`../shared/seeds`).
+stay `unknown`) plus the error blocks of the guides themselves (`tests/data/guides/`).
 Prints a table (scenario, lines, correct, accuracy) and the misses; exits 1 when the
 overall accuracy is below --floor, so CI notices a regression.
 """
@@ -20,10 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 from shared.core.domain import Family  # noqa: E402
 from shared.diagnosis.classifier import classify_text  # noqa: E402
-from tests.guide_blocks import guide_blocks  # noqa: E402
+from tests.guide_blocks import GUIDES, guide_blocks  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
-SEEDS = ROOT.parent / "shared" / "seeds"
 
 
 def load(paths: list[Path]) -> list[dict[str, Any]]:
@@ -37,9 +36,9 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def guide_rows(seeds: Path) -> list[dict[str, Any]]:
-    return [{"scenario": b.scenario, "source": None, "text": b.text, "_where": f"guide {b.seed[:3]}"}
-            for b in guide_blocks(seeds)]
+def guide_rows(guides: Path = GUIDES) -> list[dict[str, Any]]:
+    return [{"scenario": b.scenario, "source": None, "text": b.text, "_where": f"guide {b.guide[:3]}"}
+            for b in guide_blocks(guides)]
 
 
 def evaluate(rows: list[dict[str, Any]]) -> tuple[dict[str, list[int]], list[str]]:
@@ -68,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     files: list[Path] = args.files or sorted(CORPUS.glob("*.jsonl"))
     rows = load(files)
     if not args.no_guides:
-        if not SEEDS.is_dir():
-            print(f"accuracy: the guides are expected at {SEEDS}", file=sys.stderr)
-            return 1
-        rows += guide_rows(SEEDS)
+        rows += guide_rows()
     if not rows:
         print("accuracy: no corpus lines found", file=sys.stderr)
         return 1

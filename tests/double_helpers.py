@@ -1,7 +1,7 @@
 """Helpers for tests/test_double.py: raw HTTP calls to the double, and a Swagger 2.0 validator.
 
 The validator checks answers against the official definitions: the on-disk specs in
-`../shared/azure-rest-specs` (Automation 2024-10-23, Maintenance 2023-04-01) and, for the services
+`tests/specs/` (unmodified copies; their origin and licence: tests/specs/README.md) and, for the services
 whose specs aren't on disk, the definitions in `DERIVED` below, transcribed (structure only, no
 descriptions) from Azure/azure-rest-api-specs:
 - imagebuilder.json: specification/imagebuilder/resource-manager/Microsoft.VirtualMachineImages/
@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SPECS = Path(__file__).resolve().parent.parent.parent / "shared" / "azure-rest-specs"
+SPECS = Path(__file__).resolve().parent / "specs"
 
 _RESOURCE_PROPS: dict[str, Any] = {
     "id": {"type": "string", "readOnly": True}, "name": {"type": "string", "readOnly": True},
@@ -404,3 +404,104 @@ def call(url: str, method: str = "GET", body: Any = None, headers: dict[str, str
             return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
     except urllib.error.HTTPError as error:
         return Answer(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+
+
+# ---------------------------------------------------------------------------------------------
+# Update Manager (tests/test_double_update_manager.py): specs vendored under tests/specs, and the
+# installed SDKs' models (generated from the same api-versions) as a second schema.
+
+VENDORED = Path(__file__).resolve().parent / "specs"
+
+
+class VendoredSpec(Spec):
+    """`Spec` over the unmodified spec files of tests/specs (see its README), never ../shared."""
+
+    def __init__(self) -> None:
+        self.docs = dict(DERIVED)
+        for path in VENDORED.rglob("*.json"):
+            if "examples" not in path.parts:
+                self.docs[path.name] = json.loads(path.read_text())
+
+    def example(self, relative: str) -> dict[str, Any]:
+        return dict(json.loads((VENDORED / relative).read_text()))
+
+
+def undeclared(value: Any, model: Any, path: str = "$") -> list[str]:
+    """Properties of `value` (a JSON answer) that the SDK model `model` (azure-mgmt-compute 39 /
+    azure-mgmt-hybridcompute 10, generated from the 2026-04-01 / 2026-07-15 specs) doesn't declare, and
+    required ones it lacks; recursive through nested models, lists and maps."""
+    import sys
+    import typing
+
+    found: list[str] = []
+    if value is None:
+        return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found += undeclared(item, model, f"{path}[{index}]")
+        return found
+    if not isinstance(value, dict):
+        return found
+    module = sys.modules[model.__module__]
+    package = sys.modules[model.__module__.rsplit(".", 1)[0]]
+    hints = typing.get_type_hints(model, {**vars(module), "_models": package})
+    fields = model()._attr_to_rest_field  # attribute -> rest field
+    by_rest = {f._rest_name: (attr, f) for attr, f in fields.items()}
+    for key, item in value.items():
+        if key not in by_rest:
+            found.append(f"{path}.{key}: not declared by {model.__name__}")
+            continue
+        attr, _field = by_rest[key]
+        found += _check_hint(item, hints.get(attr), f"{path}.{key}")
+    for rest, (_attr, field_) in by_rest.items():
+        if not getattr(field_, "_is_optional", True) and "read" not in (getattr(field_, "_visibility", None) or []) \
+                and rest not in value:
+            found.append(f"{path}: required property '{rest}' missing")
+    return found
+
+
+def _check_hint(value: Any, hint: Any, path: str) -> list[str]:
+    import typing
+
+    if hint is None or value is None:
+        return []
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union:
+        models = [a for a in args if _is_model(a) or typing.get_origin(a) in (list, dict)]
+        return _check_hint(value, models[0], path) if models else []
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{path}: expected a list"]
+        return [e for i, item in enumerate(value) for e in _check_hint(item, args[0], f"{path}[{i}]")]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return [f"{path}: expected an object"]
+        return [e for k, item in value.items() for e in _check_hint(item, args[1], f"{path}.{k}")]
+    if _is_model(hint):
+        if not isinstance(value, dict):
+            return [f"{path}: expected an object ({hint.__name__})"]
+        return undeclared(value, hint, path)
+    return []
+
+
+def keys_within(answer: Any, example: Any, path: str = "$") -> list[str]:
+    """Keys of `answer` that the spec example (e.g. a *_MaximumSet_Gen one, which carries every property)
+    doesn't have, recursively; list items are compared with the example's first item."""
+    found: list[str] = []
+    if isinstance(answer, dict) and isinstance(example, dict):
+        for key, value in answer.items():
+            if key not in example:
+                found.append(f"{path}.{key}")
+            else:
+                found += keys_within(value, example[key], f"{path}.{key}")
+    elif isinstance(answer, list) and isinstance(example, list) and example:
+        for index, item in enumerate(answer):
+            found += keys_within(item, example[0], f"{path}[{index}]")
+    return found
+
+
+def _is_model(hint: Any) -> bool:
+    """An SDK model class (the typespec generators' `_utils.model_base.Model`)."""
+    return isinstance(hint, type) and any(c.__name__ == "Model" and c.__module__.endswith("model_base")
+                                          for c in hint.__mro__)
