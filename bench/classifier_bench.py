@@ -41,7 +41,6 @@ from bench._common import (  # noqa: E402
     write_results,
 )
 from shared.diagnosis.classifier import classify_text  # noqa: E402
-from tests.conftest import SEEDS  # noqa: E402
 from tests.guide_blocks import guide_blocks  # noqa: E402
 from tests.packer_logs import customization_log  # noqa: E402
 
@@ -71,7 +70,7 @@ def one_core() -> Iterator[int | None]:
 
 
 def guide_sized_texts() -> list[str]:
-    texts = [b.text for b in guide_blocks(SEEDS) if len(b.text) <= 2000]
+    texts = [b.text for b in guide_blocks() if len(b.text) <= 2000]
     corpus = ROOT / "tests" / "corpus" / "variants.jsonl"
     if corpus.exists():
         texts += [json.loads(line)["text"] for line in corpus.read_text().splitlines() if line.strip()]

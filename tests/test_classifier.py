@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from shared.core.domain import Failure, Family, Mode, SourceKind
@@ -35,7 +37,7 @@ def test_every_catalog_row_is_complete() -> None:
     for s in SCENARIOS:
         assert s.signatures and s.remediations and s.advice and s.title, s.id
         assert all(sig.anchor == sig.anchor.lower() for sig in s.signatures), s.id
-        assert s.id.startswith("aib." if s.family is Family.AIB else "um.")
+        assert s.id.startswith(("aib.",) if s.family is Family.AIB else ("um.", "aum."))
 
 
 def test_unrelated_failures_stay_unknown() -> None:
@@ -143,3 +145,97 @@ def test_a_failed_run_status_yields_to_the_machine_runs_cause() -> None:
     text = "update run status: Failed\nmachine vm-app-01: MaintenanceWindowExceeded"
     assert classify_text(text).scenario == "um.maintenance_window_exceeded"
     assert classify_text("update run status: Failed").scenario == "um.run_failed_linux"
+
+
+# --- structure, ownership, context: what generalises beyond the guides' own wording -------------
+
+
+def test_the_decisive_code_at_any_depth_of_escaped_json_names_the_scenario() -> None:
+    inner = json.dumps({"status": "Failed", "error": {"code": "ResourceDeploymentFailure", "message": "The resource "
+                        "operation completed with terminal provisioning state 'Failed'.", "details": [{
+                            "code": "OSProvisioningTimedOut", "message": "OS Provisioning for VM 'pkrvm' did not "
+                            "finish in the allotted time."}]}})
+    text = json.dumps({"code": "DeploymentFailed", "details": [{"code": "Conflict", "message": inner}]})
+    assert classify_text("Packer azure-arm build: " + json.dumps(text)).scenario == "aib.vm_from_image_fails"
+    # the same body from a plain VM deployment is no image build's
+    assert classify_text(json.dumps(text)).scenario == "unknown"
+
+
+def test_another_products_decisive_code_silences_the_wrappers() -> None:
+    text = ("==> azure-arm: ERROR: -> OperationNotAllowed : Operation could not be completed as it results in "
+            "exceeding approved standardDSv3Family Cores quota.\n==> Builds finished but no artifacts were created.")
+    assert classify_text(text).scenario == "unknown"
+
+
+@pytest.mark.parametrize("text", [
+    'fatal: [web01]: FAILED! => {"changed": false, "msg": "E: Could not get lock /var/lib/dpkg/lock-frontend"}',
+    "PowerShell DSC resource MSFT_xWindowsUpdateAgent failed to execute Set-TargetResource functionality with "
+    "error message: Exception from HRESULT: 0x8024402C",
+    "==> amazon-ebs: Timeout waiting for SSH.\nBuild 'amazon-ebs' errored: Timeout waiting for SSH.\n"
+    "==> Builds finished but no artifacts were created.",
+    "E: Could not get lock /var/lib/dpkg/lock-frontend - open (11: Resource temporarily unavailable)",
+    "Failed to search for updates: Exception from HRESULT: 0x80240438",
+    "OS Provisioning for VM 'web-01' did not finish in the allotted time. (OSProvisioningTimedOut)",
+])
+def test_other_products_failures_stay_unknown(text: str) -> None:
+    d = classify_text(text)
+    assert d.scenario == "unknown", (d.scenario, d.evidence)
+
+
+def test_inside_a_packer_build_a_package_manager_error_is_the_failing_step() -> None:
+    text = ("==> azure-arm: Provisioning with shell script: /tmp/script.sh\n"
+            "    azure-arm: E: Could not get lock /var/lib/dpkg/lock-frontend - open (11: Resource temporarily "
+            "unavailable)\n==> azure-arm: Script exited with non-zero exit status: 100")
+    assert classify_text(text).scenario == "aib.customizer_failed"
+    assert classify_text(text.replace("azure-arm", "virtualbox-iso")).scenario == "unknown"
+
+
+def test_a_build_vm_never_reached_over_winrm_or_ssh_is_a_lost_connection() -> None:
+    for text in ("==> azure-arm: Waiting for WinRM to become available...\n==> azure-arm: Timeout waiting for WinRM.",
+                 "==> vhd: Waiting for SSH to become available...\n==> vhd: Timeout waiting for SSH."):
+        assert classify_text(text).scenario == "aib.context_canceled"
+
+
+def test_the_last_error_of_a_packer_log_decides() -> None:
+    text = ("==> azure-arm: ERROR: -> ResourceNotFound : The Resource 'Microsoft.Compute/images/base' under resource "
+            "group 'rg' was not found.\n==> azure-arm: resources.GroupsClient#CheckExistence: Failure responding to "
+            "request: StatusCode=403\nBuild 'azure-arm' errored: resources.GroupsClient#CheckExistence: Failure "
+            "responding to request: StatusCode=403 -- Original Error: autorest/azure: error response cannot be parsed")
+    d = classify_text(text)
+    assert d.scenario == "aib.authorization_failed", d.alternatives
+    assert "aib.source_image_not_found" in [a.scenario for a in d.alternatives]
+
+
+def test_a_listing_of_succeeded_resources_is_no_failure() -> None:
+    listing = json.dumps({"value": [{"name": "tpl", "properties": {
+        "provisioningState": "Succeeded", "buildTimeoutInMinutes": 240,
+        "customize": [{"type": "PowerShell", "name": "install"}],
+        "errorHandling": {"onCustomizerError": "cleanup", "onValidationError": "cleanup"},
+        "lastRunStatus": {"runState": "Succeeded", "runSubState": "Completed", "message": ""}}}]}, indent=2)
+    d = classify_text(listing)
+    assert d.scenario == "unknown" and d.confidence == 0.0
+
+
+def test_a_failed_windows_run_is_not_the_linux_package_manager_scenario() -> None:
+    text = '{"osType": "Windows", "status": "Failed", "message": "update run status: failed"}'
+    assert classify_text(text).scenario != "um.run_failed_linux"
+    assert classify_text(text.replace("Windows", "Linux")).scenario == "um.run_failed_linux"
+
+
+def test_confidence_separates_the_guides_strings_from_paraphrases() -> None:
+    exact = classify_text("Error details: Failed to enable the Update solution")
+    paraphrase = classify_text("onboarding 40 VMs keeps failing to enable update management from the account")
+    assert exact.scenario == paraphrase.scenario == "um.enable_failed"
+    assert exact.confidence >= 0.8 > paraphrase.confidence
+
+
+def test_alternatives_come_ranked_with_scores_and_reasons() -> None:
+    d = classify_text(WRAPPER + "\nPACKER OUT ==> azure-arm: A system shutdown is in progress.(1115)")
+    assert d.scenario == "aib.low_resources"
+    body = d.to_dict()
+    assert body["alternatives"] and set(body["alternatives"][0]) == {"scenario", "score", "reason"}
+    assert [a["score"] for a in body["alternatives"]] == sorted((a["score"] for a in body["alternatives"]),
+                                                                 reverse=True)
+    assert all(a["reason"].startswith("matched ") for a in body["alternatives"])
+    unknown = classify_text("it broke")
+    assert unknown.to_dict()["alternatives"] == []

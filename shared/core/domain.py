@@ -112,6 +112,26 @@ class QueryResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Alternative:
+    """A scenario the classifier weighed beside (or instead of) the one it chose: its score and why
+    (the signatures it matched, with their weights, and what lowered it)."""
+
+    scenario: str
+    score: float
+    matched: tuple[tuple[str, float], ...] = ()
+    note: str = ""
+
+    @property
+    def reason(self) -> str:
+        best = sorted(self.matched, key=lambda m: -m[1])[:3]
+        said = "matched " + ", ".join(f"'{anchor}' ({weight:g})" for anchor, weight in best) if best else ""
+        return "; ".join(part for part in (said, self.note) if part)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "score": round(self.score, 2), "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class Diagnosis:
     """What went wrong, in the guide's words, and what can be done about it."""
 
@@ -128,6 +148,8 @@ class Diagnosis:
     details: tuple[tuple[str, str], ...] = ()
     failure: Failure | None = field(default=None, compare=False)
     query_results: tuple[QueryResult, ...] = field(default=(), compare=False)
+    # The runners-up (for `unknown`: the weak matches), best first, each with its score and reason.
+    alternatives: tuple[Alternative, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -142,6 +164,7 @@ class Diagnosis:
             "queries": list(self.queries),
             "family": self.family.value if self.family else None,
             "details": dict(self.details),
+            "alternatives": [a.to_dict() for a in self.alternatives],
         }
         if self.failure is not None:
             out["failure"] = self.failure.to_dict()

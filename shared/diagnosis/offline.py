@@ -60,6 +60,7 @@ def result_json(d: Diagnosis) -> str:
         "advice": list(d.advice),
         "family": d.family.value if d.family else None,
         "details": dict(d.details),
+        "alternatives": [a.to_dict() for a in d.alternatives],
     }
     if d.failure is not None:
         dynamic["failure"] = d.failure.to_dict()

@@ -6,11 +6,12 @@ default mode. A new scenario is a row in its family's module, plus its corpus li
 
 from __future__ import annotations
 
-from shared.diagnosis.catalog import image_builder, update_management
+from shared.diagnosis.catalog import image_builder, update_management, update_manager
 from shared.diagnosis.catalog.model import (
     ADVICE_ONLY,
     ADVICE_QUERIES,
     AIB_DOC,
+    AUM_DOC,
     FAMILY_BONUS,
     FAMILY_WORDS,
     GENERIC_YIELD,
@@ -22,10 +23,10 @@ from shared.diagnosis.catalog.model import (
 )
 from shared.diagnosis.catalog.update_management import HRESULT_ADVICE, HRESULT_GENERIC, Q_OPERATION
 
-SCENARIOS: tuple[Scenario, ...] = update_management.ROWS + image_builder.ROWS
+SCENARIOS: tuple[Scenario, ...] = update_management.ROWS + update_manager.ROWS + image_builder.ROWS
 BY_ID: dict[str, Scenario] = {s.id: s for s in SCENARIOS}
 
 __all__ = [
-    "ADVICE_ONLY", "ADVICE_QUERIES", "AIB_DOC", "BY_ID", "FAMILY_BONUS", "FAMILY_WORDS", "GENERIC_YIELD",
+    "ADVICE_ONLY", "ADVICE_QUERIES", "AIB_DOC", "AUM_DOC", "BY_ID", "FAMILY_BONUS", "FAMILY_WORDS", "GENERIC_YIELD",
     "HRESULT_ADVICE", "HRESULT_GENERIC", "MIN_SCORE", "Q_OPERATION", "SCENARIOS", "UM_DOC", "Scenario", "Sig", "ref",
 ]

@@ -42,9 +42,9 @@ ROWS: tuple[Scenario, ...] = (
             Sig("terminal provisioning state", 9, r"(?:virtualmachineimages|imagetemplate|image template|"
                 r"image builder).{0,400}terminal provisioning state|terminal provisioning state.{0,400}"
                 r"(?:virtualmachineimages|imagetemplate|image template|image builder|internaloperationerror)"),
-            Sig("terminal provisioning state", 3.5),
-            Sig("resourcedeploymentfailure", 3.5),
-            Sig("internaloperationerror", 3.5),
+            Sig("terminal provisioning state", 3.5, context=True),
+            Sig("resourcedeploymentfailure", 3.5, context=True),
+            Sig("internaloperationerror", 3.5, context=True),
         ),
         ADVICE_ONLY,
         (
@@ -65,6 +65,8 @@ ROWS: tuple[Scenario, ...] = (
             Sig("does not have authorization to perform action", 3.0),
             Sig("authorizationfailed", 3.0),
             Sig("403", 5, r"(?:image builder|aib|imagetemplate|packer).{0,300}(?:403|forbidden)"),
+            Sig("not authorized to access the", 6, r"not authorized to access the(?! linked)"),
+            Sig("does not have authorization", 5, context=True),
         ),
         ADVICE_ONLY,
         (
@@ -87,6 +89,10 @@ ROWS: tuple[Scenario, ...] = (
             Sig("image", 7, rf"(?:source|base|platform|marketplace|gallery)\W+image\W+{WORD}{{0,8}}(?:not found|"
                 r"was not found|does not exist|doesn't exist|could not be found|cannot be found|not available)"),
             Sig("image", 6, r"(?:platformimagenotfound|imageversionnotfound|galleryimagenotfound)"),
+            # Packer azure-arm's own words for a missing managed image or marketplace version.
+            Sig("cannot find an image named", 7),
+            Sig("failed to get latest image version", 7),
+            Sig("vmimage was not found", 7),
         ),
         ADVICE_ONLY,
         (
@@ -103,6 +109,9 @@ ROWS: tuple[Scenario, ...] = (
             Sig("error downloading", 8, r"error downloading\W+'[^']*'\W+to\W+'"),
             Sig("sourceuri", 6, r"(?:file customizer|sourceuri).{0,200}(?:404|403|not ?found|forbidden|"
                 r"authorizationpermissionmismatch|could not download|failed to download|unreachable)"),
+            Sig("customizer", 7, r"file\W{0,2} customizer.{0,240}(?:firewall|private endpoint|network rules|"
+                r"public access|storage account)|"
+                r"(?:firewall|private endpoint|network rules).{0,240}file\W{0,2} customizer"),
         ),
         ADVICE_ONLY,
         (
@@ -121,9 +130,24 @@ ROWS: tuple[Scenario, ...] = (
             Sig("build/customization step failed", 7, generic=True),
             Sig("error when executing packerizer", 6, generic=True),
             Sig("script exited with non-zero exit status", 7),
-            Sig("provisioning step had errors", 7),
+            Sig("exited with non-zero exit status", 6),
+            # Printed by Packer when any step fails: the cause is elsewhere in the log.
+            Sig("provisioning step had errors", 7, generic=True),
+            Sig('step "stepprovision" failed', 7),
+            # A provisioner's command ending in a non-zero code (101 is the low-resources one).
+            Sig("exited with code: ", 6, r"exited with code: (?!0\b|101\b|1115\b)\d+"),
+            Sig("communicator ended with: ", 4, r"communicator ended with: (?!0\b|101\b|1115\b)\d+"),
+            Sig("unsuccessful exit code", 5, r"unsuccessful exit code (?:returned|was|of|\d)"),
+            Sig("unexpected exit code", 5, r"unexpected exit code (?:returned|was|of|\d)"),
+            Sig("customizer phase", 6, r"customizer phase.{0,200}(?:exception|error|fail)"),
+            # PowerShell's error record from a provisioner's script, in a build's log.
+            Sig("fullyqualifiederrorid", 5, r"(?:azure-arm|packer (?:out|err)|==>).{0,400}fullyqualifiederrorid"),
+            # A package manager locked by the build VM's own first-boot updates.
+            Sig("could not get lock", 6, context=True),
+            Sig("frontend lock", 6, r"dpkg frontend lock|lock-frontend", context=True),
             # not the wrapper's own "which build/customization step failed"
-            Sig("customiz", 6, r"(?<!build/)customi[sz](?:er|ation)\W+(?:\w+\W+){0,4}(?:fail|error)"),
+            Sig("customiz", 6, r"(?<!build/)(?<!\bno )customi[sz](?:er|ation)\W+(?:\w+\W+){0,4}(?:fail|error)"),
+            Sig("customiz", 6, r"(?:fail\w*|error)\W+(?:\w+\W+){0,6}(?:in|from|during) the customi[sz](?:ation|er)"),
             Sig("(telemetry) starting provisioner", 2, generic=True),
         ),
         ADVICE_ONLY,
@@ -139,7 +163,7 @@ ROWS: tuple[Scenario, ...] = (
             Sig("failed while waiting for packerizer: timeout", 9),
             Sig("context deadline exceeded", 3.5),
             Sig("buildtimeoutinminutes", 3),
-            Sig("build", 6, r"(?:image )?build\w*\W+(?:\w+\W+){0,4}(?:timed? ?out|timing out|times out|"
+            Sig("build", 6, r"build\w*\W+(?:\w+\W+){0,4}(?:timed? ?out|timing out|times out|"
                 r"time-?out|exceed\w* (?:the )?(?:build )?time)(?! waiting for (?:winrm|ssh))"),
             Sig("build timeout", 5),
         ),
@@ -160,9 +184,9 @@ ROWS: tuple[Scenario, ...] = (
             Sig("b / ", 4, _PROGRESS),
             Sig("provisioner file", 4, r"provisioner file.{0,600}" + _PROGRESS),
             Sig("customizer", 7, r"(?:\d+ ?gb|\d+(?:\.\d+)? ?gib|large|big|huge)\W+(?:\w+\W+){0,3}(?:iso|zip|file|"
-                r"installer|media)\w*\W+(?:\w+\W+){0,6}file\W{0,2} customizer|"
+                r"installer|media|blob)\w*\W+(?:\w+\W+){0,12}file\W{0,2} customizer|"
                 r"file\W{0,2} customizer\W+(?:\w+\W+){0,10}(?:large|big|huge|slow|hours|\d+ ?h\b|"
-                r"\d+ ?gb|\d+(?:\.\d+)? ?gib|gigabyte)"),
+                r"\d+ ?gb|\d+(?:\.\d+)? ?gib|gigabyte|under 20 ?mb)"),
             Sig("download", 5, r"(?:large|big|huge|\d+ ?gb)\W+(?:\w+\W+){0,3}(?:file|iso|zip|installer)\w*"
                 r"\W+(?:\w+\W+){0,6}(?:takes?|took|taking) (?:hours|forever|very long|ages)"),
             Sig("hours later", 3),
@@ -182,6 +206,8 @@ ROWS: tuple[Scenario, ...] = (
             Sig("error returned from sig client", 8),
             Sig("replicat", 3.5, r"replicat\w*.{0,160}(?:timed? ?out|timeout|deadline|too long|takes? hours)"),
             Sig("gallery", 3, r"gallery.{0,200}replicat|replicat\w*.{0,200}gallery"),
+            Sig("context deadline exceeded", 7, r"(?:sig |shared image gallery|shared_image_gallery|"
+                r"gallery image version|replicat).{0,900}context deadline exceeded"),
         ),
         (ref("increase-image-build-timeout", Mode.APPROVAL),),
         (
@@ -197,7 +223,15 @@ ROWS: tuple[Scenario, ...] = (
             Sig("system shutdown is in progress", 8),
             Sig("machine not yet available (exit status 1115)", 8),
             Sig("errored: unexpected eof", 8),
-            Sig("exited with code: 101", 5),
+            Sig("exited with code: 101", 7),
+            Sig("communicator ended with: 101", 7),
+            Sig("1115", 6, r"(?:exit status|exited with code:|communicator ended with:|\() ?1115\b"),
+            # A build VM too small for the work: the size is what the text says to change.
+            Sig("vm", 6.5, r"(?:bigger|larger|more powerful|higher|premium)\W+(?:\w+\W+){0,2}(?:vm|machine)\b|"
+                r"(?:builder|build) vm\W+(?:\w+\W+){0,8}needs? (?:a lot of|more) (?:memory|ram|cpu)", context=True),
+            Sig("size", 6.5, r"(?:bigger|larger|more powerful|higher|premium)\W+(?:\w+\W+){0,2}(?:vm[_ ]?)?size\b|"
+                r"(?:vm[_ ]?size|vmsize)\W+(?:\w+\W+){0,8}(?:raised|increased|bigger|larger)", context=True),
+            Sig("unexpected eof", 5, context=True),
             Sig("system performance:", 3),
             Sig("windows modules installer to exit", 4),
             Sig("out of", 5, r"(?:running out of|ran out of|out of)\W+(?:memory|resources|disk space)"),
@@ -213,8 +247,12 @@ ROWS: tuple[Scenario, ...] = (
         "aib.no_artifacts", Family.AIB, "Builds finished but no artifacts were created",
         "builds-finished-but-no-artifacts-were-created",
         (
-            Sig("builds finished but no artifacts were created", 10),
-            Sig("no artifacts were created", 9),
+            # The last line of every failed Packer run: a specific cause in the same log wins.
+            Sig("builds finished but no artifacts were created", 10, generic=True),
+            Sig("no artifacts were created", 9, generic=True),
+            # The guide's cause: a wait for Azure resources timed out, then nothing was built.
+            Sig("waitforcompletion", 8, r"waitforcompletion.{0,3000}no artifacts were created|"
+                r"no artifacts were created.{0,3000}waitforcompletion"),
         ),
         (ref("rerun-image-build", Mode.AUTO),),
         ("A timeout while waiting for Azure resources to be created: run the build again.",),
@@ -240,6 +278,9 @@ ROWS: tuple[Scenario, ...] = (
         (
             Sig("image_state_undeployable", 10),
             Sig("service name 'windowsazureguestagent'", 9),
+            # The sysprep customizer waits for the Azure guest services: not there yet.
+            Sig("cannot find any service with service name", 9, r"cannot find any service with service name "
+                r"'(?:windowsazure\w*|rdagent)'"),
             Sig("windowsazureguestagent", 4),
             Sig("sysprep", 6, r"sysprep\w*\W+(?:\w+\W+){0,5}(?:timing|hang|hung|stuck|never|undeployable|too early)"),
         ),
@@ -262,6 +303,15 @@ ROWS: tuple[Scenario, ...] = (
                 r"(?:lost|dropped|closed|reset|refused|timed out)"),
             Sig("port", 5, r"(?:port\W+(?:22|5986)).{0,160}(?:block|firewall|closed)|(?:firewall|nsg).{0,160}"
                 r"port\W+(?:22|5986)"),
+            # Packer azure-arm never reached (or lost) the build VM over SSH / WinRM.
+            Sig("timeout waiting for winrm", 7),
+            Sig("timeout waiting for ssh", 7),
+            Sig("waiting for ssh", 6, r"waiting for ssh.{0,400}(?:i/o timeout|connection timed out|no route to host)"),
+            Sig("winrm", 6, r"winrm.{0,200}(?:context deadline exceeded|i/o timeout|timed out|no route to host)"),
+            Sig("timeout", 6, r"dial tcp [\d.]+:(?:22|5985|5986): i/o timeout"),
+            Sig("winrm", 6, r"(?:time[sd]? ?out|timeout)\w*\W+(?:\w+\W+){0,3}(?:waiting for |connecting to )?"
+                r"(?:winrm|ssh)\b|\b(?:winrm|ssh)\W+(?:\w+\W+){0,2}time[sd]? ?outs?\b"),
+            Sig("ssh", 6, r"(?:times? out|timeout|timed out)\W+(?:\w+\W+){0,2}waiting for (?:ssh|winrm)"),
         ),
         ADVICE_ONLY,
         (
@@ -273,8 +323,12 @@ ROWS: tuple[Scenario, ...] = (
         "aib.devops_operation_canceled", Family.AIB, "DevOps task: the operation was canceled",
         "operation-was-canceled",
         (
-            Sig("##[error]the operation was canceled", 10),
-            Sig("ran longer than the maximum time", 8),
+            # Any pipeline prints these: ours only in an Image Builder task or build.
+            Sig("##[error]the operation was canceled", 10, context=True),
+            Sig("ran longer than the maximum time", 8, context=True),
+            Sig("we stopped hearing from agent", 7, context=True),
+            Sig("minute", 6, r"(?:devops|pipeline|agent|job)\W+(?:\w+\W+){0,8}(?:60|sixty)[- ]minutes?\W+"
+                r"(?:\w+\W+){0,2}(?:job |time |timeout|limit)", context=True),
             Sig("the operation was canceled", 3.5),
             Sig("azure vm image builder task", 2),
         ),
@@ -306,8 +360,8 @@ ROWS: tuple[Scenario, ...] = (
             Sig("image", 7, r"vms?\W+(?:\w+\W+){0,6}(?:create[ds]?|deploy(?:ed|s)?|built|provision(?:ed|s)?|made)"
                 r"\W+from\W+(?:(?:\w+\W+){0,5}image|it|them)\W+(?:\w+\W+){0,10}(?:fail|never|stuck|time[sd]? ?out|"
                 r"hang|not (?:complete|finish|succeed|boot))"),
-            Sig("osprovisioningtimedout", 3.5),
-            Sig("did not finish in the allotted time", 3.5),
+            Sig("osprovisioningtimedout", 3.5, context=True),
+            Sig("did not finish in the allotted time", 3.5, context=True),
             Sig("generaliz", 5, r"generaliz\w+\W+(?:\w+\W+){0,4}(?:fail|wrong|incomplete|broken)"),
         ),
         ADVICE_ONLY,

@@ -16,6 +16,8 @@ from shared.core.domain import Family, Mode, RemediationRef
 
 UM_DOC = "https://learn.microsoft.com/azure/automation/troubleshoot/update-management"
 AIB_DOC = "https://learn.microsoft.com/azure/virtual-machines/linux/image-builder-troubleshoot"
+# Azure Update Manager's troubleshooting guide: the `aum.*` rows link there (`Scenario.guide`).
+AUM_DOC = "https://learn.microsoft.com/azure/update-manager/troubleshoot"
 
 # Scores below this say nothing: the text stays `unknown`.
 MIN_SCORE = 4.0
@@ -23,6 +25,8 @@ MIN_SCORE = 4.0
 GENERIC_YIELD = 7.0
 # Added to a scenario's score when the text speaks of its family (Packer, Update Management, ...).
 FAMILY_BONUS = 1.0
+# A signature this heavy is the guide's own error string: it stands even beside another product's words.
+EXACT = 9.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,10 @@ class Sig:
     # A wrapper ("Packer build command has failed", "update run Failed"): a diagnosis resting on
     # wrappers alone yields to a specific cause found in the same text (the log, the machine runs).
     generic: bool = False
+    # Counts only when the text names its family's own product (shared.diagnosis.ownership.OWN_CONTEXT)
+    # or the caller says the family: words any product could print (`OSProvisioningTimedOut`, a
+    # Windows Update code outside the guide's table) are ours only there.
+    context: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +54,14 @@ class Scenario:
     remediations: tuple[RemediationRef, ...]
     advice: tuple[str, ...]
     queries: tuple[str, ...] = ()
+    # The guide the anchor belongs to, when it is not the family's default (Update Manager rows).
+    guide: str | None = None
+    # "linux" / "windows" for a scenario that only exists on that OS: never given to a machine of the other.
+    os: str | None = None
 
     @property
     def doc(self) -> str:
-        return f"{AIB_DOC if self.family is Family.AIB else UM_DOC}#{self.anchor}"
+        return f"{self.guide or (AIB_DOC if self.family is Family.AIB else UM_DOC)}#{self.anchor}"
 
 
 def ref(name: str, mode: Mode) -> RemediationRef:

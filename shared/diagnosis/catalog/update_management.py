@@ -10,7 +10,7 @@ from shared.diagnosis.catalog.model import ADVICE_ONLY, ADVICE_QUERIES, NEGATION
 Q_HEARTBEAT = "Heartbeat\n| summarize by Computer, Solutions"
 Q_OPERATION = "Operation\n| where OperationCategory == 'Data Collection Status'\n| sort by TimeGenerated desc"
 Q_UPDATE_MACHINE = (
-    'Update\n| where Computer contains "{computer}"\n'
+    "Update\n| where Computer contains {computer}\n"
     "| project TimeGenerated, Computer, SourceComputerId, Title, UpdateState"
 )
 Q_SOURCE_ID = "Heartbeat | where TimeGenerated > ago(30d) | distinct SourceComputerId, Computer, ComputerIP"
@@ -42,10 +42,15 @@ HRESULT_GENERIC = (
     "Windows Update troubleshooter can show the cause."
 )
 
+# The patch extensions' wording for a reboot that is needed and was not allowed (aum.reboot_required).
+_PENDING_REBOOT = ("customer-specified reboot setting", "machine is required to reboot", "doesn't allow reboots",
+                   "does not allow reboots")
 # At machine registration an HRESULT is a communication problem, not an update agent one.
 _REGISTRATION = ("unable to register machine", "registration failed", "worker registration", "registration fail")
 # The Win32-range codes of the guide's HRESULT table (0x8024xxxx codes are Windows Update's own).
 _GUIDE_HRESULTS = r"0x8007(?:0005|0422|2ee2|2efd|2efe|2f8f|0643)"
+# The guide's own Windows Update codes.
+_GUIDE_WU_HRESULTS = r"0x8024(?:402c|401c|402f|001e|002e)"
 
 ROWS: tuple[Scenario, ...] = (
     Scenario(
@@ -99,6 +104,8 @@ ROWS: tuple[Scenario, ...] = (
                 rf"(?:\w+\W+)?(?:show|appear|list|visible)\w*\W+{WORD}{{0,4}}update management"),
             Sig("update management", 6, r"missing (?:from|in) (?:the )?update management"),
             Sig("heartbeat", 4, r"heartbeat.{0,200}(?:but|yet|however).{0,120}(?:not|no|missing)"),
+            # The update agent troubleshooter's output: a check that failed.
+            Sig("checkresult", 7, r"checkresult\W+failed"),
             Sig("update management", 6, r"update management.{0,300}(?:not (?:in|on) the list|(?:is|are) (?:not|n't) "
                 r"(?:appearing|showing|listed|visible)|(?:don't|doesn't|do not|does not) (?:show|appear))"
                 r".{0,400}heartbeat|heartbeat.{0,400}update management.{0,200}(?:not (?:in|on) the list|"
@@ -171,8 +178,13 @@ ROWS: tuple[Scenario, ...] = (
         "um.linked_subscription_tenant", Family.UPDATE,
         "Linked subscription error for machines in another Azure tenant", "multi-tenant",
         (
-            Sig("not authorized to access linked subscription", 10),
-            Sig("linked subscription", 7),
+            # Ours for an Automation deployment's scope, or when no scope is shown; another resource's
+            # scope (a scale set's subnet, a diagnostic setting) is another product's linked authorization.
+            Sig("not authorized to access linked subscription", 10, r"(?:microsoft\.automation|"
+                r"softwareupdateconfiguration|update deployment|update management|patch).{0,800}"
+                r"not authorized to access linked subscription|"
+                r"^(?:(?!scope ').)*not authorized to access linked subscription"),
+            Sig("linked subscription", 7, context=True),
             Sig("tenant", 6, r"(?:update deployment|software ?update ?configuration|schedul\w+|patch\w*)"
                 r".{0,150}(?:another|different|other|second|customer'?s?) (?:azure )?(?:ad )?(?:tenant|directory)|"
                 r"(?:another|different|other|second) (?:azure )?(?:ad )?(?:tenant|directory).{0,150}"
@@ -189,10 +201,12 @@ ROWS: tuple[Scenario, ...] = (
     Scenario(
         "um.unexplained_reboots", Family.UPDATE, "Unexplained reboots", "node-reboots",
         (
+            # A reboot the setting did *not* allow is a pending reboot (aum.reboot_required), not an unexplained one.
             Sig("reboot", 7, r"never reboot.{0,200}(?:reboot|restart)|(?:reboot|restart)\w*.{0,200}"
-                r"(?:never reboot|reboot (?:setting|option|control)|rebootsetting\W+never|set to never)"),
+                r"(?:never reboot|reboot (?:setting|option|control)|rebootsetting\W+never|set to never)",
+                unless=_PENDING_REBOOT),
             Sig("never", 6, r"(?:reboot|restart)\w*\W+(?:\w+\W+){0,5}(?:even though|although|despite)\W+"
-                r"(?:\w+\W+){0,6}never"),
+                r"(?:\w+\W+){0,6}never", unless=_PENDING_REBOOT),
             Sig("reboot", 6, r"(?:unexpected|unexplained|unplanned|surprise|random)\w*\W+(?:\w+\W+){0,2}reboot"),
             Sig("restart", 6, r"(?:unexpected|unexplained|unplanned|surprise|random)\w*\W+(?:\w+\W+){0,2}restart"),
         ),
@@ -248,8 +262,10 @@ ROWS: tuple[Scenario, ...] = (
                 r"auto download and schedule the install"),
             Sig("install", 6, r"install(?:ed|ing)?\b.{0,200}\b(?:no|without|not created any|haven't created any)\W+"
                 r"(?:\w+\W+){0,2}(?:deployment|schedule)s?\b"),
-            Sig("install", 5, r"(?:automatically|on their own|by themselves)\W+(?:\w+\W+){0,3}install|"
-                r"install\w*\W+(?:\w+\W+){0,3}(?:automatically|on their own|by themselves)"),
+            Sig("install", 5, r"(?:automatically|on their own|on its own|by themselves)\W+(?:\w+\W+){0,3}install|"
+                r"install\w*\W+(?:\w+\W+){0,3}(?:automatically|on their own|on its own|by themselves)"),
+            Sig("install", 6, r"install\w*\W+(?:\w+\W+){0,4}outside (?:of )?(?:the |their |its )?"
+                r"(?:scheduled |maintenance |patch |deployment )?(?:window|schedule)"),
         ),
         ADVICE_ONLY,
         (
@@ -289,6 +305,11 @@ ROWS: tuple[Scenario, ...] = (
             Sig("opinsights.azure.com", 7, r"opinsights\.azure\.com.{0,200}(?:certificate|tls|ssl|proxy|"
                 r"connect|unreachable|blocked)|(?:certificate|tls|ssl|proxy|connect).{0,200}opinsights\.azure\.com"),
             Sig("registration failed with exception", 6),
+            # The service's endpoints the guide's network requirements name, unreachable from the machine.
+            Sig("azure-automation.net", 7, r"azure-automation\.net.{0,200}(?:proxy|unable|could not|cannot|can't|"
+                r"failed|timed? ?out|timeout|refused|blocked|unreachable|not resolve|resolution)|(?:proxy|unable to "
+                r"connect|could not connect|cannot connect|timed? ?out|refused|blocked|not resolve).{0,200}"
+                r"azure-automation\.net"),
             Sig("unable to register machine for patch management", 6),
         ),
         ADVICE_ONLY,
@@ -336,13 +357,18 @@ ROWS: tuple[Scenario, ...] = (
     Scenario(
         "um.hresult", Family.UPDATE, "Machine shows Not assessed with an HRESULT exception", "hresult",
         (
-            Sig("0x802", 8, r"0x8024[0-9a-f]{4}", unless=_REGISTRATION),
+            # The guide's table stands alone; any other Windows Update code is ours only in Update
+            # Management's or Update Manager's context (Ansible, DSC, Intune drive Windows Update too).
+            Sig("0x802", 8, _GUIDE_WU_HRESULTS, unless=_REGISTRATION),
+            Sig("0x802", 7, r"0x8024[0-9a-f]{4}", unless=_REGISTRATION, context=True),
             Sig("0x800", 8, _GUIDE_HRESULTS, unless=_REGISTRATION),
             # Other Win32 and servicing codes (0x8007000e is out of memory anywhere) need the guide's context.
-            Sig("0x800", 3.5, r"0x800(?:7|9|f)[0-9a-f]{4}", unless=_REGISTRATION),
-            Sig("exception from hresult", 8, r"exception from hresult\W{0,3}(?:0x8024|" + _GUIDE_HRESULTS + ")",
-                unless=_REGISTRATION),
-            Sig("hresult", 3.5),
+            Sig("0x800", 3.5, r"0x800(?:7|9|f)[0-9a-f]{4}", unless=_REGISTRATION, context=True),
+            Sig("exception from hresult", 8, r"exception from hresult\W{0,3}(?:" + _GUIDE_WU_HRESULTS + "|"
+                + _GUIDE_HRESULTS + ")", unless=_REGISTRATION),
+            Sig("exception from hresult", 7, r"exception from hresult\W{0,3}0x8024", unless=_REGISTRATION,
+                context=True),
+            Sig("hresult", 3.5, context=True),
             Sig("wuauserv", 5, r"wuauserv.{0,80}(?:disabled|stopped|not running)|(?:disabled|stopped).{0,80}wuauserv"),
             Sig("windows update service", 5, r"windows update service\W+(?:\w+\W+){0,3}(?:disabled|stopped|"
                 r"not running|cannot be started)"),
@@ -365,11 +391,23 @@ ROWS: tuple[Scenario, ...] = (
             Sig("update", 5, rf"update (?:run|deployment|job)s?\W+{WORD}{{0,6}}(?:failed(?! to start)|fails|"
                 r"returns? (?:a )?(?:failed|failure)|ends? (?:as|in|with) (?:a )?fail)", generic=True),
             Sig("package_manager_failure", 8),
+            # The Linux patch extension's own wording (Azure/LinuxPatchExtension package manager classes).
+            Sig("from package manager", 8, r"unexpected return code \(?\d+\)? from package manager"),
+            Sig("customer environment error", 7, r"customer environment error\W+(?!\(sudo)(?:\w+\W+){0,12}"
+                r"package manager"),
+            Sig("package manager on machine is not healthy", 9),
             Sig("exclud", 3, r"exclud\w*\W+(?:\w+\W+){0,3}packages?"),
             Sig("package manager", 7, r"package manager\W+(?:\w+\W+){0,3}(?:unhealthy|broken|locked|corrupt\w*|"
                 r"not healthy|in a bad state)"),
             Sig("dpkg was interrupted", 8),
-            Sig("could not get lock", 7),
+            Sig("could not get lock", 7, context=True),
+            # The Linux patch extension's words for a package manager that failed.
+            Sig("from package manager", 7),
+            Sig("customer environment error", 7),
+            Sig("return code", 5, r"(?:apt|apt-get|yum|dnf|zypper|dpkg|rpm|tdnf)\W+(?:\w+\W+){0,3}"
+                r"(?:return|exit)\w* code", context=True),
+            Sig("repomd.xml", 6, context=True),
+            Sig("job was suspended", 6, context=True),
             Sig("unmet dependencies", 8),
             Sig("fix-broken", 7),
             Sig("dependenc", 7, r"dependenc\w+.{0,80}(?:not resolved|unresolved|could not be resolved|unmet|"
@@ -388,6 +426,7 @@ ROWS: tuple[Scenario, ...] = (
             "Before the next deployment, keep a copy of "
             "/var/opt/microsoft/omsagent/run/automationworker/omsupdatemgmt.log for troubleshooting.",
         ),
+        os="linux",  # the Linux package manager's scenario: never a Windows machine's (its OS decides)
     ),
     Scenario(
         "um.wsus_unapproved", Family.UPDATE, "Updates available but not shown: not approved in WSUS/SCCM",
