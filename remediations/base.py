@@ -150,6 +150,15 @@ MODULES = (
     "image_builder.recreate_image_template",
     "automation.readd_changed_machines",
     "automation.remove_missing_machines",
+    "schedules.exclude_failed_packages",
+    "update_manager.set_customer_managed_schedules",
+    "update_manager.enable_periodic_assessment",
+    "update_manager.reinstall_patch_extension",
+    "update_manager.assess_patches_now",
+    "update_manager.install_patches_now",
+    "update_manager.start_machines_before_window",
+    "update_manager.restart_machine",
+    "update_manager.reassign_maintenance_configuration",
 )
 
 

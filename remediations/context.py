@@ -16,10 +16,13 @@ from remediations.limits import Limits
 from remediations.vault import DirVault, TemplateVault
 from shared.azure.automation import Automation
 from shared.azure.clients import Clients
+from shared.azure.compute import Compute
 from shared.azure.imagebuilder import ImageBuilder
 from shared.azure.insights import Insights
 from shared.azure.maintenance import Maintenance
+from shared.azure.patching import Patching
 from shared.azure.providers import Providers, Resources
+from shared.azure.resourcegraph import ResourceGraph
 from shared.azure.retry import RetryPolicy
 
 
@@ -60,3 +63,17 @@ class Context:
     @cached_property
     def insights(self) -> Insights:
         return Insights(self.clients, self.retry)
+
+    @cached_property
+    def compute(self) -> Compute:
+        """Azure VMs and Arc machines, read one at a time (instance view, extensions)."""
+        return Compute(self.clients, self.retry)
+
+    @cached_property
+    def graph(self) -> ResourceGraph:
+        return ResourceGraph(self.clients, self.retry)
+
+    @cached_property
+    def patching(self) -> Patching:
+        """Guest patching's write side: patch settings, extensions, assess/install, start/restart, assignments."""
+        return Patching(self.clients, self.retry)

@@ -2,6 +2,12 @@
 
 A setting may tighten a limit, never loosen it past what the service allows: the
 Automation window stops at 6 h, an image build at 960 minutes, whatever is configured.
+
+Fleet limits stand beside the per-target ones (a prerequisite flip can touch hundreds of VMs):
+`max_machines_per_change` bounds one fan-out (a gate, a run, a sweep acting on many machines at
+once), `max_fleet_share_per_hour` the share of the fleet changed automatically in an hour. Both are
+checked before anything is changed, as Cloud Custodian's `max-resources-percent` is: a fan-out
+over either is refused whole, naming the limit (`fan_out_refusal`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ UPDATE_MANAGER_MAX_WINDOW = timedelta(hours=3, minutes=55)
 SERVICE_MAX_BUILD_TIMEOUT = 960  # imageTemplates: buildTimeoutInMinutes 0..960 (0 = 240)
 DEFAULT_BUILD_TIMEOUT = 240
 DEFAULT_LADDER = ("Standard_D1_v2", "Standard_D2ds_v4", "Standard_D4ds_v4", "Standard_D8ds_v4")
+REGISTER_NAMESPACES = ("Microsoft.Automation", "Microsoft.Compute", "Microsoft.Maintenance", "Microsoft.HybridCompute",
+                       "Microsoft.GuestConfiguration")
 
 
 class LimitError(ValueError):
@@ -32,8 +40,13 @@ class Limits:
     vm_size_ladder: tuple[str, ...] = DEFAULT_LADDER
     max_machines_per_change: int = 20
     missing_after_days: int = 30
-    register_namespaces: tuple[str, ...] = ("Microsoft.Automation",)
+    # Namespaces register-resource-provider may register (scenarios.md's allow-list; the deployed role
+    # grants `<ns>/register/action` for these only) and those the sweep checks on every subscription.
+    register_namespaces: tuple[str, ...] = REGISTER_NAMESPACES
+    check_namespaces: tuple[str, ...] = ("Microsoft.Automation",)
     register_wait_seconds: float = 300.0
+    max_fleet_share_per_hour: int = 10  # percent of the fleet's machines changed automatically per hour
+    max_exclusions_per_change: int = 10  # packages / KBs exclude-failed-packages adds at once
 
     def __post_init__(self) -> None:
         if not timedelta(minutes=30) <= self.automation_max_window <= AUTOMATION_MAX_WINDOW:
@@ -48,6 +61,25 @@ class Limits:
             raise LimitError("vm_size_ladder needs at least two distinct sizes")
         if self.max_machines_per_change < 1 or self.missing_after_days < 1:
             raise LimitError("max_machines_per_change and missing_after_days must be at least 1")
+        if not 1 <= self.max_fleet_share_per_hour <= 100:
+            raise LimitError("max_fleet_share_per_hour must be a percentage within 1..100")
+        if self.max_exclusions_per_change < 1:
+            raise LimitError("max_exclusions_per_change must be at least 1")
+
+    def fleet_allowance(self, fleet: int) -> int:
+        """Machines of a fleet of `fleet` that may be changed automatically in one hour (at least one)."""
+        return max(1, fleet * self.max_fleet_share_per_hour // 100)
+
+    def fan_out_refusal(self, machines: int, fleet: int) -> str | None:
+        """Why a fan-out to `machines` machines of a `fleet` may not start, naming the limit; None when within."""
+        if machines > self.max_machines_per_change:
+            return (f"{machines} machines in one change is over max_machines_per_change "
+                    f"({self.max_machines_per_change}): nothing was changed automatically")
+        allowed = self.fleet_allowance(fleet)
+        if machines > allowed:
+            return (f"{machines} of {fleet} machines is over max_fleet_share_per_hour "
+                    f"({self.max_fleet_share_per_hour}% = {allowed} an hour): nothing was changed automatically")
+        return None
 
     def describe(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -74,7 +106,7 @@ class Limits:
 def _parse(name: str, raw: str) -> object:
     if name.endswith(("_window", "_step")):
         return timedelta(minutes=float(raw))
-    if name in ("vm_size_ladder", "register_namespaces"):
+    if name in ("vm_size_ladder", "register_namespaces", "check_namespaces"):
         return tuple(p.strip() for p in raw.split(",") if p.strip())
     if name == "register_wait_seconds":
         return float(raw)

@@ -19,19 +19,8 @@ from tests.guide_blocks import anchors_by_url
 
 # Contract ids not in the catalog yet (id -> why); none now: every row is there.
 PENDING_SCENARIOS: dict[str, str] = {}
-_UPDATE_MANAGER = "an Update Manager remediation being added"
-PENDING_REMEDIATIONS: dict[str, str] = {
-    "register-resource-provider": "fixes aum.provider_not_registered once that row is in the catalog",
-    "set-customer-managed-schedules": _UPDATE_MANAGER,
-    "enable-periodic-assessment": _UPDATE_MANAGER,
-    "reinstall-patch-extension": _UPDATE_MANAGER,
-    "assess-patches-now": _UPDATE_MANAGER,
-    "install-patches-now": _UPDATE_MANAGER,
-    "start-machines-before-window": _UPDATE_MANAGER,
-    "restart-machine": _UPDATE_MANAGER,
-    "reassign-maintenance-configuration": _UPDATE_MANAGER,
-    "exclude-failed-packages": "named by um.run_failed_linux, not registered yet",
-}
+# Contract remediations not registered yet (name -> why); none now: every one is there.
+PENDING_REMEDIATIONS: dict[str, str] = {}
 
 ROWS: list[dict[str, Any]] = contract()["scenarios"]
 REQUIRED: list[dict[str, Any]] = contract()["remediations"]

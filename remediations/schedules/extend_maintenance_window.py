@@ -7,6 +7,15 @@ maintenance configuration (`maintenanceWindow.duration`, HH:mm, at most 03:55).
 Idempotency comes from the failed run, not from the current value: the new window is
 the window the failed run had plus one step, so applying twice changes nothing, and a
 schedule changed since the failure is left alone.
+
+Update Manager: the configuration is read (GET) and written back whole (PUT) with the new
+duration: PATCH's partial-body behaviour is not specified, and a body without
+`extensionProperties.InGuestPatchMode` is refused ("Extension properties must contain Patch
+mode"), so everything else (extensionProperties, installPatches, the window's start, time zone
+and recurrence, tags) is sent as it was. An edit too close to the next run is refused
+(`remediations.update_manager.timing`): within 15 minutes it would not take effect for that run,
+and with pre-events within 40 minutes it would cancel it (learn.microsoft.com/azure/update-
+manager/pre-post-scripts-overview, "Timeline of schedules for pre and post events").
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from typing import Any
 from remediations.base import Change, Plan, RemediationError, noop, register
 from remediations.context import Context
 from remediations.schedules.durations import format_hhmm, format_iso, parse_any, parse_hhmm, parse_iso
+from remediations.update_manager.machines import configuration_body, schedule_refusal
 from shared.azure.automation import submittable
 from shared.azure.base import prop
 from shared.core.domain import Mode
@@ -41,10 +51,14 @@ class ExtendMaintenanceWindow:
                    "Microsoft.Maintenance/maintenanceConfigurations")
     params = (("duration", "the new window (PT4H, 03:30 or minutes) instead of one step up; within the limit"),)
     limit_names = ("window_step", "automation_max_window", "update_manager_max_window")
+    param_patterns = (("duration", r"PT(?:\d{1,2}H)?(?:\d{1,3}M)?|\d{1,2}:\d{2}|\d{1,3}"),)
 
     def plan(self, target: str, params: Mapping[str, str], ctx: Context) -> Plan:
         low = target.lower()
         if "/softwareupdateconfigurations/" in low:
+            from remediations.automation.machines import refuse_while_readd_pending
+
+            refuse_while_readd_pending(ctx, target, NAME)
             return self._plan_automation(target, params, ctx)
         if "/microsoft.maintenance/maintenanceconfigurations/" in low:
             return self._plan_update_manager(target, params, ctx)
@@ -107,8 +121,12 @@ class ExtendMaintenanceWindow:
         wanted = self._wanted(current, cap, params, ctx)
         if current >= wanted:
             return noop(NAME, target, f"window is already {current_raw}", limits)
-        body = {"properties": {"maintenanceWindow": {"duration": format_hhmm(wanted)}}}
-        change = Change(target, "patch", "properties.maintenanceWindow.duration", current_raw, format_hhmm(wanted))
+        refused = schedule_refusal(ctx, target, config)
+        if refused:
+            raise RemediationError(refused)
+        body = configuration_body(config)
+        body["properties"].setdefault("maintenanceWindow", {})["duration"] = format_hhmm(wanted)
+        change = Change(target, "put", "properties.maintenanceWindow.duration", current_raw, format_hhmm(wanted))
         machines = [m.rsplit("/", 1)[-1] for m in latest.window_exceeded]
         reason = f"{len(machines)} machine(s) exceeded the {current_raw} window: {', '.join(machines)}"
         return Plan(NAME, target, (change,), reason, limits, {"kind": "update-manager", "body": body})
@@ -117,7 +135,7 @@ class ExtendMaintenanceWindow:
         if plan.request["kind"] == "automation":
             ctx.automation.put_configuration(plan.target, plan.request["body"])
         else:
-            ctx.maintenance.patch_configuration(plan.target, plan.request["body"])
+            ctx.patching.put_configuration(plan.target, dict(plan.request["body"]))
 
     def verify(self, plan: Plan, ctx: Context) -> bool:
         wanted = plan.changes[0].after
@@ -125,4 +143,7 @@ class ExtendMaintenanceWindow:
             config = ctx.automation.get_configuration(plan.target)
             return parse_iso(str(prop(config, "properties.updateConfiguration.duration"))) == parse_iso(wanted)
         config = ctx.maintenance.get_configuration(plan.target)
-        return bool(prop(config, "properties.maintenanceWindow.duration") == wanted)
+        kept = plan.request["body"]["properties"]
+        return bool(prop(config, "properties.maintenanceWindow.duration") == wanted
+                    and prop(config, "properties.extensionProperties") == kept.get("extensionProperties")
+                    and prop(config, "properties.installPatches") == kept.get("installPatches"))

@@ -164,3 +164,28 @@ class Notifier:
         with no_redirect_opener().open(request, timeout=self.timeout) as response:
             response.read()
         return urlsplit(self.webhook_url).hostname or "webhook"
+
+
+@dataclass(frozen=True, slots=True)
+class MachineRow:
+    """One machine of a multi-machine card (a coming run's gate): what was done or is asked, and why; `links`
+    when a person decides (each machine its own approval: its own signed links)."""
+
+    machine: str
+    what: str
+    why: str
+    links: CardLinks | None = None
+
+
+def machine_rows(rows: Sequence[MachineRow]) -> list[dict[str, Any]]:
+    """Card body elements listing machines, each with its own Approve / Reject links where a decision is asked."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        items: list[dict[str, Any]] = [_text(plain(row.machine), weight="Bolder"),
+                                       _text(plain(f"{row.what}: {row.why}"[:400]), isSubtle=True, spacing="None")]
+        if row.links is not None:
+            items.append({"type": "ActionSet", "actions": [
+                {"type": "Action.OpenUrl", "title": "Approve", "url": row.links.approve, "style": "positive"},
+                {"type": "Action.OpenUrl", "title": "Reject", "url": row.links.reject, "style": "destructive"}]})
+        out.append({"type": "Container", "separator": True, "items": items})
+    return out

@@ -5,6 +5,12 @@ from __future__ import annotations
 from shared.azure.base import Adapter, is_not_found, rid
 from shared.azure.permissions import requires
 
+# What register-resource-provider may register (remediations.limits.REGISTER_NAMESPACES, scenarios.md's
+# allow-list): registration is per namespace (`<ns>/register/action`), so each is declared; the deployment
+# grants the configured ones.
+REGISTRABLE = ("Microsoft.Automation", "Microsoft.Compute", "Microsoft.Maintenance", "Microsoft.HybridCompute",
+               "Microsoft.GuestConfiguration")
+
 
 class Providers(Adapter):
     @requires("Microsoft.Resources/subscriptions/providers/read")
@@ -13,7 +19,7 @@ class Providers(Adapter):
         provider = self.retry.call(client.providers.get, namespace)
         return str(provider.registration_state or "NotRegistered")
 
-    @requires("Microsoft.Automation/register/action")
+    @requires(*(f"{namespace}/register/action" for namespace in REGISTRABLE))
     def register(self, subscription: str, namespace: str) -> str:
         """Registration is asynchronous: the answer is usually `Registering`."""
         client = self.clients.resources(subscription)

@@ -75,12 +75,11 @@ def post_maintenance(app: App, failure: Failure, event_id: str | None) -> list[D
 
 
 def pre_maintenance(app: App, failure: Failure, event_id: str | None) -> list[Diagnosis]:
-    from shared.decisions.pipeline import dispatch
+    from shared.decisions.gate import act_on_gate
 
     report = gate(app.ctx, failure)
     lines = report_lines(report)
-    for found in report.diagnoses:
-        dispatch(app, found.diagnosis, event_id=event_id, target=found.target)
+    act_on_gate(app, report, event_id)  # fixes what policy allows, proposes the rest: one card for the run
     app.audit.record(AuditRecord(
         kind="diagnosis", event_id=event_id, target=report.configuration_id, decision="gate",
         scenario="none" if not report.at_risk else None, reason="; ".join(lines[:4]),
@@ -88,8 +87,6 @@ def pre_maintenance(app: App, failure: Failure, event_id: str | None) -> list[Di
                 "machines": [{"machine": line.machine, "verdict": line.verdict, "scenario": line.scenario,
                               "reasons": list(line.reasons[:5])} for line in report.lines],
                 "evidence": list(report.evidence)}))
-    if report.at_risk:
-        _send_gate_card(app, report, event_id)
     log.info("pre-maintenance gate: %s", lines[0], extra={"event_id": event_id, "target": report.configuration_id,
                                                           "scenario": "none" if not report.at_risk else "gate"})
     if not report.diagnoses:

@@ -594,7 +594,9 @@ def _rule_power(case: MachineCase) -> Verdict | None:
     m = case.machine
     if m is None or m.kind != "vm" or not m.stopped:
         return None
-    return "aum.machine_unavailable", _machine_lines(m, "powerState"), None
+    # Still off: a catch-up install would be refused (the guest must run); starting it comes first.
+    return "aum.machine_unavailable", _machine_lines(m, "powerState"), (
+        RemediationRef("start-machines-before-window", Mode.APPROVAL),)
 
 
 def _rule_prerequisite(case: MachineCase) -> Verdict | None:
@@ -603,7 +605,10 @@ def _rule_prerequisite(case: MachineCase) -> Verdict | None:
         return None
     lines = _machine_lines(m, "patchMode", "bypassPlatformSafetyChecksOnUserSchedule")
     if not m.has_os_profile:
-        lines.append("resources.osProfile: (none: a specialized or migrated VM)")
+        # No osProfile: the VM PATCH cannot set patch settings at all, so there is nothing to apply.
+        lines.append("resources.osProfile: (none: a specialized or migrated VM; its patch settings cannot be "
+                     "set through the API)")
+        return "aum.schedule_prereq_not_set", lines, (RemediationRef("follow-guide", Mode.ADVICE),)
     # Only the bypass flag missing on an AutomaticByPlatform VM is safe to set without a person.
     mode = Mode.AUTO if m.patch_mode.lower() == "automaticbyplatform" and m.has_os_profile else Mode.APPROVAL
     return "aum.schedule_prereq_not_set", lines, (RemediationRef("set-customer-managed-schedules", mode),)
@@ -687,8 +692,19 @@ def _dedupe(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(i for i in items if i))
 
 
+# Remediations the guest must run: Compute refuses them on a VM that is not running.
+_GUEST_OPERATIONS = frozenset({"install-patches-now", "assess-patches-now", "restart-machine",
+                               "reinstall-patch-extension"})
+
+
 def _result(case: MachineCase, diagnosis: Diagnosis) -> MachineDiagnosis:
     config = case.run.configuration_id if case.run else ""
+    if case.machine is not None and case.machine.kind == "vm" and case.machine.stopped:
+        # Off now: what needs the guest would be refused; starting the machine comes first.
+        kept = tuple(r for r in diagnosis.remediations if r.name not in _GUEST_OPERATIONS)
+        if kept != diagnosis.remediations:
+            start = RemediationRef("start-machines-before-window", Mode.APPROVAL)
+            diagnosis = dataclasses.replace(diagnosis, remediations=kept if start in kept else (start, *kept))
     if diagnosis.scenario in CONFIGURATION_TARGETED:
         if config:
             return MachineDiagnosis(case.machine_id, config, diagnosis)
