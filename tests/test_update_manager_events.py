@@ -247,4 +247,3 @@ def test_the_cli_sweep_reports_update_manager_findings_with_their_guide_links(do
     # No osProfile: the API cannot set patch settings, so it is advice; the others are fixable (observed here).
     assert prereqs["vm-um-specialized-01"].decision == "advice" and prereqs["vm-um-specialized-01"].evidence
     assert all(f.decision == "observed" for name, f in prereqs.items() if name != "vm-um-specialized-01")
-    prereq = prereqs["vm-um-specialized-01"]
