@@ -414,7 +414,8 @@ VENDORED = Path(__file__).resolve().parent / "specs"
 
 
 class VendoredSpec(Spec):
-    """`Spec` over the unmodified spec files of tests/specs (see its README), never the reference folder beside the repository."""
+    """`Spec` over the unmodified spec files of tests/specs (see its README), never the reference folder
+    beside the repository."""
 
     def __init__(self) -> None:
         self.docs = dict(DERIVED)
