@@ -437,6 +437,25 @@ def set_reboot_pending(ctx: Context, machine_id: str, pending: bool) -> None:
     ctx.state.reboot_pending[machine_id.lower()] = pending
 
 
+def finish_assessment(ctx: Context, machine: dict[str, Any], kind: str, extension_failure: dict[str, Any] | None,
+                      *, activity: str, start: Any) -> tuple[dict[str, Any] | None, str, dict[str, Any] | None,
+                                                          dict[str, Any] | None]:
+    """An on-demand assessment of a VM or an Arc machine, done: its seeded outcome taken, its
+    Resource Graph rows written. (failure of the operation, run status, error details, facts); a
+    failed operation has no facts."""
+    outcome = ctx.state.pop_patch_outcome(str(machine["id"]), "assess")
+    failure = extension_failure or (dict(outcome.lro_error) if outcome and outcome.lro_error else None)
+    if failure is not None:
+        record_assessment(ctx, machine, kind, activity=activity, status="Failed", error=failure,
+                          started_by="User", start=start)
+        return failure, "Failed", failure, None
+    status = outcome.status if outcome else "Succeeded"
+    error = dict(outcome.error) if outcome and outcome.error else None
+    facts = record_assessment(ctx, machine, kind, activity=activity, status=status, error=error,
+                              started_by="User", start=start)
+    return None, status, error, facts
+
+
 def vm_assess(ctx: Context, request: Request) -> Response:
     with ctx.state.lock:
         vm = _existing(ctx, request)
@@ -451,22 +470,15 @@ def vm_assess(ctx: Context, request: Request) -> Response:
             if current is None:
                 op.status, op.error = "Failed", {"code": "ResourceNotFound", "message": "The VM no longer exists."}
                 return
-            outcome = ctx.state.pop_patch_outcome(resource_id, "assess")
-            failure = _extension_failure(ctx, current) or (dict(outcome.lro_error) if outcome and outcome.lro_error
-                                                           else None)
-            if failure is not None:
+            failure, status, error, facts = finish_assessment(ctx, current, kind, _extension_failure(ctx, current),
+                                                              activity=activity, start=started)
+            if failure is not None or facts is None:
                 op.status, op.error = "Failed", failure
-                record_assessment(ctx, current, kind, activity=activity, status="Failed", error=failure,
-                                  started_by="User", start=started)
                 _set_summary(ctx, resource_id, "availablePatchSummary", {
                     "status": "Failed", "assessmentActivityId": activity, "rebootPending": False,
                     "criticalAndSecurityPatchCount": 0, "otherPatchCount": 0, "startTime": iso(started),
                     "lastModifiedTime": iso(utcnow()), "error": api_error(failure)})
                 return
-            status = outcome.status if outcome else "Succeeded"
-            error = dict(outcome.error) if outcome and outcome.error else None
-            facts = record_assessment(ctx, current, kind, activity=activity, status=status, error=error,
-                                      started_by="User", start=started)
             important, other = patching.critical_and_security(facts["patches"])
             op.result = {
                 "status": status, "assessmentActivityId": activity, "rebootPending": facts["reboot_pending"],

@@ -200,18 +200,11 @@ def machine_assess(ctx: Context, request: Request) -> Response:
             if current is None:
                 op.status, op.error = "Failed", {"code": "ResourceNotFound", "message": "The machine no longer exists."}
                 return
-            outcome = ctx.state.pop_patch_outcome(resource_id, "assess")
-            failure = _extension_failure(ctx, current) or (dict(outcome.lro_error) if outcome and outcome.lro_error
-                                                           else None)
-            if failure is not None:
+            failure, status, error, facts = compute.finish_assessment(
+                ctx, current, kind, _extension_failure(ctx, current), activity=activity, start=started)
+            if failure is not None or facts is None:
                 op.status, op.error = "Failed", failure
-                compute.record_assessment(ctx, current, kind, activity=activity, status="Failed", error=failure,
-                                          started_by="User", start=started)
                 return
-            status = outcome.status if outcome else "Succeeded"
-            error = dict(outcome.error) if outcome and outcome.error else None
-            facts = compute.record_assessment(ctx, current, kind, activity=activity, status=status, error=error,
-                                              started_by="User", start=started)
             op.result = {"status": status, "assessmentActivityId": activity, "rebootPending": facts["reboot_pending"],
                          "availablePatchCountByClassification": patching.counts(facts["patches"]),
                          "startDateTime": iso(started), "lastModifiedDateTime": iso(facts["end"]),
