@@ -310,9 +310,17 @@ def handle_job(text: str | bytes, app: App | None = None, *, dequeue_count: int 
         raise
 
 
+def _mode_of(job: Job) -> Mode:
+    """The catalog mode the job was decided under, else its remediation's own."""
+    if job.mode in (Mode.AUTO.value, Mode.APPROVAL.value):
+        return Mode(job.mode)
+    return registry().items[job.remediation].mode
+
+
 def _still_allowed(app: App, job: Job) -> tuple[str | None, Any]:
     """Policy and approval, checked again at execution: a pause (observe, a tag, a withdrawn
-    scope) or a decision taken since stops a job already queued. (refusal, approval)."""
+    scope) or a decision taken since stops a job already queued; one that now needs approval
+    is proposed again. (refusal, approval)."""
     approval = None
     if job.approval_id is not None:
         approval = app.approvals.get(job.approval_id)
@@ -322,10 +330,10 @@ def _still_allowed(app: App, job: Job) -> tuple[str | None, Any]:
             raise Retry(f"approval {job.approval_id} is not recorded as approved yet")
     if job.dry_run:
         return None, approval
-    remediation = registry().items[job.remediation]
-    mode = Mode(job.mode) if job.mode in (Mode.AUTO.value, Mode.APPROVAL.value) else remediation.mode
-    decision = app.policy.decide(job.remediation, mode, job.target, job.tags, approved=approval is not None)
+    decision = app.policy.decide(job.remediation, _mode_of(job), job.target, job.tags,
+                                 approved=approval is not None)
     if decision.action is Action.PROPOSE and app.ctx.vault.get(job.target) is None:
+        _propose_again(app, job)
         return f"policy now asks for approval ({decision.reason}): proposed again, nothing was changed", approval
     if decision.action not in (Action.APPLY, Action.PROPOSE):  # PROPOSE here: an interrupted change to finish
         return f"policy changed since the decision: {decision.reason}; nothing was changed", approval
@@ -335,8 +343,6 @@ def _still_allowed(app: App, job: Job) -> tuple[str | None, Any]:
 def _run_job(app: App, job: Job, start: JobStart, dequeue_count: int) -> dict[str, Any]:
     refused, approval = _still_allowed(app, job)
     if refused is not None:
-        if "proposed again" in refused:
-            _propose_again(app, job)
         return _finish(app, job, start, "refused", refused, changes=(), duration_ms=0)
     approved = list(approval.plan.get("changes", [])) if approval is not None else None
 
@@ -376,11 +382,9 @@ def _run_job(app: App, job: Job, start: JobStart, dequeue_count: int) -> dict[st
 
 def _propose_again(app: App, job: Job, plan: Plan | None = None) -> None:
     """A job that may not run as it was decided becomes a new proposal of what is live now."""
-    remediation = registry().items[job.remediation]
-    mode = Mode(job.mode) if job.mode in (Mode.AUTO.value, Mode.APPROVAL.value) else remediation.mode
-    req = Request(job.remediation, mode, job.target, params=dict(job.params), scenario=job.scenario or "manual",
-                  title=f"{job.remediation}: the plan changed since it was decided", key=job.fix_key,
-                  event_id=job.event_id, tags=dict(job.tags), requested_by=job.requested_by)
+    req = Request(job.remediation, _mode_of(job), job.target, params=dict(job.params),
+                  scenario=job.scenario or "manual", title=f"{job.remediation}: the plan changed since it was decided",
+                  key=job.fix_key, event_id=job.event_id, tags=dict(job.tags), requested_by=job.requested_by)
     if plan is None:
         planned = execute(job.remediation, job.target, job.params, app.ctx, dry_run=True)
         if planned.result is not Result.DRY_RUN or planned.plan is None:
