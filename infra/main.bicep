@@ -9,9 +9,10 @@
 //   other grants           Log Analytics Reader on the Automation workspace, Managed Identity
 //                          Operator on each Image Builder identity, Storage Blob Data Reader with an
 //                          ABAC condition (container packerlogs) on each staging resource group
-//   image resource groups  Event Grid system topic (+ subscription -> on_event and activity log
-//                          alert in the second phase)
-//   maintenance configs    Event Grid system topic (+ subscription -> on_event, second phase)
+//   image resource groups  Event Grid system topic, or the existing one named in existingSystemTopics
+//                          (+ subscription -> on_event and activity log alert in the second phase)
+//   maintenance configs    Event Grid system topic, or the existing one named in existingSystemTopics
+//                          (+ subscription -> on_event, second phase)
 //
 // First phase (secondPhase=false, `azd provision`): everything that exists before the code,
 // including the custom role definitions. Second phase (secondPhase=true, run by the azd
@@ -87,8 +88,22 @@ param imageStagingResourceGroupIds array = []
 @description('Resource group ids holding Image Builder templates. Each gets an Event Grid system topic (Microsoft.Resources.ResourceGroups) feeding on_event and an activity log alert for failed template runs.')
 param imageResourceGroupIds array = []
 
-@description('Maintenance configuration ids (Azure Update Manager schedules). Each gets an Event Grid system topic (Microsoft.Maintenance.MaintenanceConfigurations) whose PostMaintenanceEvent feeds on_event.')
+@description('Maintenance configuration ids (Azure Update Manager schedules). Each gets an Event Grid system topic (Microsoft.Maintenance.MaintenanceConfigurations), or reuses the one existingSystemTopics names, whose PreMaintenanceEvent and PostMaintenanceEvent feed on_event.')
 param maintenanceConfigurationIds array = []
+
+// Event Grid allows only one system topic per source ("Only one Azure Event Grid system topic is
+// allowed per source", https://learn.microsoft.com/azure/event-grid/system-topics), so a source
+// that already has one (a maintenance configuration with Update Manager pre/post events, whose
+// setup creates a Microsoft.Maintenance.MaintenanceConfigurations topic:
+// https://learn.microsoft.com/azure/update-manager/pre-post-events-schedule-maintenance-configuration;
+// a resource group another tool subscribes to) would fail the deployment with "Only one system
+// topic is allowed per source". For those, the event subscription is added to the existing topic.
+// Its system-assigned identity writes the dead letters, so it must have one (Update Manager
+// creates the topic without an identity; enabling one on an existing topic:
+// https://learn.microsoft.com/azure/event-grid/enable-identity-system-topics). The deployment
+// never creates, changes or deletes an existing topic.
+@description('System topics that already exist, by source: {"<id from imageResourceGroupIds or maintenanceConfigurationIds, spelled the same>": "<resource id of its Microsoft.EventGrid/systemTopics>"}. The source gets its event subscription on that topic instead of a new topic. Each topic must have a system-assigned identity (dead-lettering) and have that source. Empty: a topic is created for every source.')
+param existingSystemTopics object = {}
 
 @description('Resource id of the Log Analytics workspace linked to the Automation account (Update Management). Enables the failed-run log search alert, the app\'s log enrichment (REMEDIATOR_WORKSPACE_ID) and Log Analytics Reader on that workspace for the app. Empty: none of them.')
 param automationWorkspaceId string = ''
@@ -233,6 +248,29 @@ var maintenanceEventTypes = [
   'Microsoft.Maintenance.PostMaintenanceEvent'
 ]
 
+// Where each source's event subscription goes: the deployment's own topic (named after the
+// source, in the source's resource group) or the existing topic existingSystemTopics maps it to
+// (in whatever resource group that topic is: subscriptionId and resourceGroup are the topic's).
+// Keys must be spelled as in the source lists (the guard checks it), so the lookup below never
+// misses a key contains() found.
+var imageExistingTopicIds = [for rgId in imageResourceGroupIds: contains(existingSystemTopics, rgId) ? existingSystemTopics[rgId] : '']
+var imageTopicTargets = [for (rgId, i) in imageResourceGroupIds: {
+  reuse: !empty(imageExistingTopicIds[i])
+  subscriptionId: split(empty(imageExistingTopicIds[i]) ? rgId : imageExistingTopicIds[i], '/')[2]
+  resourceGroup: split(empty(imageExistingTopicIds[i]) ? rgId : imageExistingTopicIds[i], '/')[4]
+  existingName: empty(imageExistingTopicIds[i]) ? '' : last(split(imageExistingTopicIds[i], '/'))
+}]
+var maintenanceExistingTopicIds = [for mcId in maintenanceConfigurationIds: contains(existingSystemTopics, mcId) ? existingSystemTopics[mcId] : '']
+var maintenanceTopicTargets = [for (mcId, i) in maintenanceConfigurationIds: {
+  reuse: !empty(maintenanceExistingTopicIds[i])
+  subscriptionId: split(empty(maintenanceExistingTopicIds[i]) ? mcId : maintenanceExistingTopicIds[i], '/')[2]
+  resourceGroup: split(empty(maintenanceExistingTopicIds[i]) ? mcId : maintenanceExistingTopicIds[i], '/')[4]
+  existingName: empty(maintenanceExistingTopicIds[i]) ? '' : last(split(maintenanceExistingTopicIds[i], '/'))
+}]
+var topicSources = union(imageResourceGroupIds, maintenanceConfigurationIds)
+var existingTopicKeysListed = [for entry in items(existingSystemTopics): contains(topicSources, entry.key)]
+var existingTopicValuesAreSystemTopics = [for entry in items(existingSystemTopics): contains(toLower(string(entry.value)), '/providers/microsoft.eventgrid/systemtopics/')]
+
 // Image Builder identities and staging groups, split like the scopes above.
 var imageBuilderIdentityTargets = [for identityId in imageBuilderIdentityIds: {
   subscriptionId: split(identityId, '/')[2]
@@ -269,6 +307,8 @@ module guard 'modules/guard.bicep' = {
     approversRequireApproverAuthClientId: empty(approvers) || !empty(approverAuthClientId)
     roleDefinitionScopeMustBeAManagedScope: contains(managedScopesLower, toLower(managedRoleHome))
     registrationRoleScopeMustBeAManagedSubscription: contains(managedSubscriptionScopesLower, toLower(registrationRoleHome))
+    existingSystemTopicsMustMapListedSources: !contains(existingTopicKeysListed, false)
+    existingSystemTopicsMustBeSystemTopicIds: !contains(existingTopicValuesAreSystemTopics, false)
   }
 }
 
@@ -564,7 +604,11 @@ module buildLogReaders 'modules/role-assignment-resource-group.bicep' = [for (ta
 
 // ---------------------------------------------------------------- Event Grid
 
-module imageTopics 'modules/eventgrid-topic.bicep' = [for (rgId, i) in imageResourceGroupIds: {
+// Each source either gets the deployment's own topic (imageTopics / maintenanceTopics) or, when
+// existingSystemTopics names one, has it read (imageExistingTopics / maintenanceExistingTopics):
+// exactly one of the two modules deploys per source, and everything downstream (dead-letter
+// access, event subscription) takes the topic from whichever did.
+module imageTopics 'modules/eventgrid-topic.bicep' = [for (rgId, i) in imageResourceGroupIds: if(!imageTopicTargets[i].reuse) {
   name: 'remediator-evgt-img-${i}-${resourceToken}'
   scope: resourceGroup(split(rgId, '/')[2], split(rgId, '/')[4])
   params: {
@@ -576,6 +620,23 @@ module imageTopics 'modules/eventgrid-topic.bicep' = [for (rgId, i) in imageReso
     sourceId: rgId
     tags: tags
   }
+  // Not before the guard: a misspelled existingSystemTopics key must stop the deployment first.
+  dependsOn: [
+    guard
+  ]
+}]
+
+module imageExistingTopics 'modules/eventgrid-existing-topic.bicep' = [for (rgId, i) in imageResourceGroupIds: if(imageTopicTargets[i].reuse) {
+  name: 'remediator-evgx-img-${i}-${resourceToken}'
+  scope: resourceGroup(imageTopicTargets[i].subscriptionId, imageTopicTargets[i].resourceGroup)
+  params: {
+    name: imageTopicTargets[i].existingName
+    sourceId: rgId
+  }
+  // Not before the guard: a misspelled existingSystemTopics key must stop the deployment first.
+  dependsOn: [
+    guard
+  ]
 }]
 
 module imageDeadLetterAccess 'modules/eventgrid-deadletter-access.bicep' = [for (rgId, i) in imageResourceGroupIds: {
@@ -584,15 +645,15 @@ module imageDeadLetterAccess 'modules/eventgrid-deadletter-access.bicep' = [for 
   params: {
     storageAccountName: storage.outputs.name
     containerName: storage.outputs.deadLetterContainerName
-    topicPrincipalId: imageTopics[i].outputs.principalId
+    topicPrincipalId: (imageTopicTargets[i].reuse) ? imageExistingTopics[i].outputs.principalId : imageTopics[i].outputs.principalId
   }
 }]
 
 module imageSubscriptions 'modules/eventgrid-subscription.bicep' = [for (rgId, i) in imageResourceGroupIds: if(secondPhase) {
   name: 'remediator-evgs-img-${i}-${resourceToken}'
-  scope: resourceGroup(split(rgId, '/')[2], split(rgId, '/')[4])
+  scope: resourceGroup(imageTopicTargets[i].subscriptionId, imageTopicTargets[i].resourceGroup)
   params: {
-    systemTopicName: imageTopics[i].outputs.name
+    systemTopicName: (imageTopicTargets[i].reuse) ? imageExistingTopics[i].outputs.name : imageTopics[i].outputs.name
     name: 'remediator-${environmentTag}-img'
     functionAppId: functionApp.outputs.id
     functionName: 'on_event'
@@ -613,7 +674,7 @@ resource maintenanceConfigurations 'Microsoft.Maintenance/maintenanceConfigurati
   scope: resourceGroup(split(mcId, '/')[2], split(mcId, '/')[4])
 }]
 
-module maintenanceTopics 'modules/eventgrid-topic.bicep' = [for (mcId, i) in maintenanceConfigurationIds: {
+module maintenanceTopics 'modules/eventgrid-topic.bicep' = [for (mcId, i) in maintenanceConfigurationIds: if(!maintenanceTopicTargets[i].reuse) {
   name: 'remediator-evgt-mc-${i}-${resourceToken}'
   scope: resourceGroup(split(mcId, '/')[2], split(mcId, '/')[4])
   params: {
@@ -623,6 +684,23 @@ module maintenanceTopics 'modules/eventgrid-topic.bicep' = [for (mcId, i) in mai
     sourceId: mcId
     tags: tags
   }
+  // Not before the guard: a misspelled existingSystemTopics key must stop the deployment first.
+  dependsOn: [
+    guard
+  ]
+}]
+
+module maintenanceExistingTopics 'modules/eventgrid-existing-topic.bicep' = [for (mcId, i) in maintenanceConfigurationIds: if(maintenanceTopicTargets[i].reuse) {
+  name: 'remediator-evgx-mc-${i}-${resourceToken}'
+  scope: resourceGroup(maintenanceTopicTargets[i].subscriptionId, maintenanceTopicTargets[i].resourceGroup)
+  params: {
+    name: maintenanceTopicTargets[i].existingName
+    sourceId: mcId
+  }
+  // Not before the guard: a misspelled existingSystemTopics key must stop the deployment first.
+  dependsOn: [
+    guard
+  ]
 }]
 
 module maintenanceDeadLetterAccess 'modules/eventgrid-deadletter-access.bicep' = [for (mcId, i) in maintenanceConfigurationIds: {
@@ -631,15 +709,15 @@ module maintenanceDeadLetterAccess 'modules/eventgrid-deadletter-access.bicep' =
   params: {
     storageAccountName: storage.outputs.name
     containerName: storage.outputs.deadLetterContainerName
-    topicPrincipalId: maintenanceTopics[i].outputs.principalId
+    topicPrincipalId: (maintenanceTopicTargets[i].reuse) ? maintenanceExistingTopics[i].outputs.principalId : maintenanceTopics[i].outputs.principalId
   }
 }]
 
 module maintenanceSubscriptions 'modules/eventgrid-subscription.bicep' = [for (mcId, i) in maintenanceConfigurationIds: if(secondPhase) {
   name: 'remediator-evgs-mc-${i}-${resourceToken}'
-  scope: resourceGroup(split(mcId, '/')[2], split(mcId, '/')[4])
+  scope: resourceGroup(maintenanceTopicTargets[i].subscriptionId, maintenanceTopicTargets[i].resourceGroup)
   params: {
-    systemTopicName: maintenanceTopics[i].outputs.name
+    systemTopicName: (maintenanceTopicTargets[i].reuse) ? maintenanceExistingTopics[i].outputs.name : maintenanceTopics[i].outputs.name
     name: 'remediator-${environmentTag}-mc'
     functionAppId: functionApp.outputs.id
     functionName: 'on_event'

@@ -176,8 +176,8 @@ def role_id(node: Any) -> str:
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
 def test_every_bicep_file_parses(path: Path) -> None:
     doc = bicep(path)
-    # guard.bicep deploys nothing on purpose: its parameters are the checks (see the file).
-    assert doc.get("resources") or doc.get("modules") or path.name == "guard.bicep", f"{path.name} declares nothing"
+    # The guards deploy nothing on purpose: their parameters are the checks (see guard.bicep).
+    assert doc.get("resources") or doc.get("modules") or path.name.startswith("guard"), f"{path.name} declares nothing"
     for name, mod in doc.get("modules", {}).items():
         target = (path.parent / mod["detail"]["path"]).resolve()
         assert target.is_file(), f"{path.name}: module {name} points at missing {target}"
@@ -879,7 +879,9 @@ def test_image_resource_groups_feed_on_event_through_system_topics() -> None:
     assert loop_array(subs) == "imageResourceGroupIds"
     assert condition(subs) == "secondPhase"
     sp = params_of(subs)
-    assert render(sp["systemTopicName"]) == "imageTopics[i].outputs.name"
+    # The deployment's own topic or the existing one (test_a_source_with_an_existing_system_topic_...).
+    assert render(sp["systemTopicName"]) == ("conditional(imageTopicTargets[i].reuse, "
+                                            "imageExistingTopics[i].outputs.name, imageTopics[i].outputs.name)")
     assert render(sp["functionAppId"]) == "functionApp.outputs.id"
     assert sp["functionName"] == "on_event"
     assert var(main, sp["includedEventTypes"]) == [
@@ -891,7 +893,7 @@ def test_image_resource_groups_feed_on_event_through_system_topics() -> None:
         {"operatorType": "StringBeginsWith", "key": "data.operationName", "values": ["Microsoft.VirtualMachineImages"]}
     ]
     assert body(subs)["dependsOn"] == ["imageDeadLetterAccess"]
-    _assert_dead_letter_wiring(main, sp, "imageDeadLetterAccess", "imageTopics")
+    _assert_dead_letter_wiring(main, sp, "imageDeadLetterAccess", "image")
 
 
 def test_maintenance_configurations_feed_on_event_through_system_topics() -> None:
@@ -907,14 +909,16 @@ def test_maintenance_configurations_feed_on_event_through_system_topics() -> Non
     subs = module(main, "maintenanceSubscriptions")
     assert condition(subs) == "secondPhase"
     sp = params_of(subs)
-    assert render(sp["systemTopicName"]) == "maintenanceTopics[i].outputs.name"
+    assert render(sp["systemTopicName"]) == ("conditional(maintenanceTopicTargets[i].reuse, "
+                                            "maintenanceExistingTopics[i].outputs.name, "
+                                            "maintenanceTopics[i].outputs.name)")
     assert render(sp["functionAppId"]) == "functionApp.outputs.id"
     assert sp["functionName"] == "on_event"
     # PreMaintenanceEvent feeds the health gate, PostMaintenanceEvent the per-machine results.
     assert var(main, sp["includedEventTypes"]) == ["Microsoft.Maintenance.PreMaintenanceEvent",
                                                    "Microsoft.Maintenance.PostMaintenanceEvent"]
     assert body(subs)["dependsOn"] == ["maintenanceDeadLetterAccess"]
-    _assert_dead_letter_wiring(main, sp, "maintenanceDeadLetterAccess", "maintenanceTopics")
+    _assert_dead_letter_wiring(main, sp, "maintenanceDeadLetterAccess", "maintenance")
 
 
 def test_names_in_shared_resource_groups_carry_the_environment() -> None:
@@ -944,13 +948,16 @@ def test_names_in_shared_resource_groups_carry_the_environment() -> None:
                 assert render(body(res)["name"]).startswith("guid("), f"{path.name}: {name}"
 
 
-def _assert_dead_letter_wiring(main: Json, sub_params: Json, access: str, topics: str) -> None:
+def _assert_dead_letter_wiring(main: Json, sub_params: Json, access: str, kind: str) -> None:
     assert render(sub_params["deadLetterStorageAccountId"]) == "storage.outputs.id"
     assert render(sub_params["deadLetterContainerName"]) == "storage.outputs.deadLetterContainerName"
     assert render(sub_params["maxDeliveryAttempts"]) == "eventMaxDeliveryAttempts"
     assert render(sub_params["eventTimeToLiveInMinutes"]) == "eventTimeToLiveInMinutes"
     ap = params_of(module(main, access))
-    assert render(ap["topicPrincipalId"]) == f"{topics}[i].outputs.principalId"
+    # The identity of whichever topic the subscription is on: the created one or the existing one.
+    assert render(ap["topicPrincipalId"]) == (f"conditional({kind}TopicTargets[i].reuse, "
+                                              f"{kind}ExistingTopics[i].outputs.principalId, "
+                                              f"{kind}Topics[i].outputs.principalId)")
     assert render(ap["storageAccountName"]) == "storage.outputs.name"
     assert render(ap["containerName"]) == "storage.outputs.deadLetterContainerName"
     assert render(body(module(main, access))["scope"]) == "rg"
@@ -987,6 +994,366 @@ def test_event_subscription_delivers_to_the_function_with_retries_and_identity_d
     assert ra["properties"]["principalId"] == "topicPrincipalId"
     assert role_id(ra["properties"]["roleDefinitionId"]) == "storageBlobDataContributor"
     assert var(access, "storageBlobDataContributor") == STORAGE_BLOB_DATA_CONTRIBUTOR
+
+
+# ---------------------------------------------------------------- Event Grid: existing system topics
+#
+# Event Grid allows one system topic per source, so a source that already has one (Update
+# Manager's pre/post events create one per maintenance configuration) must get its event
+# subscription on that topic. These tests evaluate main.bicep's own expressions for sample
+# parameters (a small evaluator of the pycep tree, below) instead of comparing rendered text, so
+# they follow what ARM would compute: which topic module deploys, in which resource group the
+# subscription lands and which topic and identity it uses.
+
+SUB_A = "/subscriptions/00000000-0000-0000-0000-00000000000a"
+SUB_B = "/subscriptions/00000000-0000-0000-0000-00000000000b"
+IMAGE_RGS = [f"{SUB_A}/resourceGroups/rg-images", f"{SUB_B}/resourceGroups/rg-golden"]
+MC = "providers/Microsoft.Maintenance/maintenanceConfigurations"
+TOPICS = "providers/Microsoft.EventGrid/systemTopics"
+MAINTENANCE_CONFIGS = [f"{SUB_A}/resourceGroups/rg-patch/{MC}/mc-new",
+                       f"{SUB_B}/resourceGroups/rg-patch/{MC}/mc-prepost"]
+EXISTING_TOPICS = {
+    IMAGE_RGS[1]: f"{SUB_B}/resourceGroups/rg-shared-events/{TOPICS}/golden-events",
+    MAINTENANCE_CONFIGS[1]: f"{SUB_B}/resourceGroups/rg-events/{TOPICS}/mc-prepost-events",
+}
+
+
+class Unknown(Exception):
+    """An identifier the evaluator does not know (then the pycep string is a literal)."""
+
+
+class BicepEval:
+    """Evaluates the pycep expressions of one Bicep file for given parameter values.
+
+    Only the functions the Event Grid wiring uses are implemented; anything else raises, so a
+    change in that wiring fails loudly here instead of being skipped. pycep writes identifiers and
+    string literals alike as strings: a string is a name when one is in scope, else a literal.
+    Modules evaluate to stand-ins whose outputs name the module, index and output
+    (`imageTopics[0].name`); `resourceGroup(sub, name)` to `('rg', sub, name)`.
+    """
+
+    def __init__(self, doc: Json, params: Json, base: Path = INFRA) -> None:
+        self.doc, self.params, self.base = doc, params, base
+
+    def lookup(self, name: str, scope: Json) -> Any:
+        if name in scope:
+            return scope[name]
+        if name in self.params:
+            return self.params[name]
+        if name in self.doc.get("parameters", {}):
+            return self.doc["parameters"][name].get("default")
+        if name in self.doc.get("variables", {}):
+            return self.value(self.doc["variables"][name]["value"], {})
+        if name in self.doc.get("modules", {}):
+            return _ModuleOutputs(name)
+        raise Unknown(name)
+
+    def value(self, node: Any, scope: Json) -> Any:
+        if isinstance(node, bool | int | float) or node is None:
+            return node
+        if isinstance(node, str):
+            if "${" in node:
+                return re.sub(r"\$\{([^}]*)\}", lambda m: str(self.inline(m.group(1), scope)), node)
+            try:
+                return self.lookup(node, scope)
+            except Unknown:
+                return node
+        if isinstance(node, list):
+            return [self.value(v, scope) for v in node]
+        if "loop_type" in node:
+            return self.loop(node, scope)
+        if "operator" in node:
+            return self.operator(node["operator"], scope)
+        if "function" in node:
+            return self.function(node["function"], scope)
+        return {k: self.value(v, scope) for k, v in node.items()}
+
+    def inline(self, expr: str, scope: Json) -> Any:
+        """`${...}` inside a string: a dotted name or uniqueString(<name>) is all the wiring uses."""
+        call = re.fullmatch(r"uniqueString\((\w+)\)", expr)
+        if call:
+            return "u" + format(abs(hash(self.lookup(call.group(1), scope))) % 10**8, "08d")
+        head, *rest = expr.split(".")
+        result = self.lookup(head, scope)
+        for key in rest:
+            result = result[key]
+        return result
+
+    def loop(self, node: Json, scope: Json) -> list[Any]:
+        detail = node["loop_type"]["detail"]
+        items = self.value(detail["array_name"], scope)
+        out = []
+        for index, item in enumerate(items):
+            inner = {**scope, detail["item_name"]: item}
+            if detail.get("index_name"):
+                inner[detail["index_name"]] = index
+            out.append(self.value(node["config"], inner))
+        return out
+
+    def path(self, node: Any) -> list[str]:
+        """The keys of the right-nested property accessors pycep builds for `a.b.c`."""
+        if isinstance(node, str):
+            return [node]
+        op = node["operator"]
+        assert op["type"] == "property_accessor", op["type"]
+        return [*self.path(op["operands"]["operand_1"]), *self.path(op["operands"]["operand_2"])]
+
+    def operator(self, op: Json, scope: Json) -> Any:
+        kind, operands = op["type"], op["operands"]
+        if kind == "conditional":  # ARM's if(): only the chosen branch is evaluated
+            branch = "true_value" if self.value(operands["condition"], scope) else "false_value"
+            return self.value(operands[branch], scope)
+        if kind == "not":
+            return not self.value(operands["bool_value"], scope)
+        if kind == "index_accessor":
+            return self.value(operands["operand_1"], scope)[self.value(operands["operand_2"], scope)]
+        if kind == "property_accessor":
+            result = self.value(operands["operand_1"], scope)
+            for key in self.path(operands["operand_2"]):
+                result = result[key]
+            return result
+        if kind == "equals":
+            return self.value(operands["operand_1"], scope) == self.value(operands["operand_2"], scope)
+        raise AssertionError(f"operator {kind} is not implemented by the test evaluator")
+
+    def function(self, fn: Json, scope: Json) -> Any:
+        kind = fn["type"]
+        args = [self.value(v, scope) for v in (fn.get("parameters") or {}).values() if v is not None]
+        if kind == "contains":
+            container, item = args
+            if isinstance(container, dict):  # object keys: case-insensitive in ARM
+                return str(item).lower() in {k.lower() for k in container}
+            return item in container
+        if kind == "empty":
+            return not args[0]
+        if kind == "split":
+            return str(args[0]).split(args[1])
+        if kind == "last":
+            return args[0][-1]
+        if kind == "union":
+            return list(dict.fromkeys([*args[0], *args[1]]))
+        if kind == "items":
+            return [{"key": k, "value": v} for k, v in sorted(args[0].items(), key=lambda kv: kv[0].lower())]
+        if kind == "to_lower":
+            return str(args[0]).lower()
+        if kind == "string":
+            return args[0] if isinstance(args[0], str) else json.dumps(args[0])
+        if kind == "load_json_content":
+            return json.loads((self.base / args[0]).read_text())
+        if kind == "resource_group":
+            name, subscription_id = args
+            return ("rg", subscription_id, name)
+        raise AssertionError(f"function {kind} is not implemented by the test evaluator")
+
+
+class _ModuleOutputs:
+    """A module symbol: `mod[i].outputs.<name>` is the string `mod[i].<name>`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getitem__(self, index: int) -> Json:
+        return {"outputs": _Outputs(f"{self.name}[{index}]")}
+
+
+class _Outputs(dict[str, str]):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def __missing__(self, key: str) -> str:
+        return f"{self.prefix}.{key}"
+
+
+def _deploy_sources(existing: Json) -> BicepEval:
+    return BicepEval(bicep(MAIN), {"imageResourceGroupIds": IMAGE_RGS,
+                                   "maintenanceConfigurationIds": MAINTENANCE_CONFIGS,
+                                   "existingSystemTopics": existing})
+
+
+def _module_for(ev: BicepEval, name: str, index: int, item: str, *keys: str) -> tuple[bool, Any, Json]:
+    """(deployed?, scope, the params `keys`) of entry `index` of a `[for (item, i) in ...]` module."""
+    mod = module(ev.doc, name)
+    loop = mod["config"]["loop_type"]["detail"]
+    assert loop["item_name"] == item and loop["index_name"] == "i", name
+    scope = {item: ev.value(loop["array_name"], {})[index], "i": index}
+    cond = mod["config"].get("condition")
+    deployed = True if cond is None else bool(ev.value(cond, scope))
+    cfg = body(mod)
+    return deployed, ev.value(cfg["scope"], scope), {k: ev.value(cfg["params"][k], scope) for k in keys}
+
+
+EVENT_GRID_KINDS = [
+    pytest.param("image", "rgId", IMAGE_RGS, id="image-resource-groups"),
+    pytest.param("maintenance", "mcId", MAINTENANCE_CONFIGS, id="maintenance-configurations"),
+]
+
+
+@pytest.mark.parametrize(("kind", "item", "sources"), EVENT_GRID_KINDS)
+def test_a_source_with_an_existing_system_topic_is_subscribed_on_that_topic(kind: str, item: str,
+                                                                            sources: list[str]) -> None:
+    """Source 0 has no topic: the deployment creates one in the source's group and subscribes
+    there. Source 1 already has one (elsewhere, in another group): no topic is created, the
+    subscription goes on the existing topic, in its group, and its identity gets dead-letter access."""
+    ev = _deploy_sources(EXISTING_TOPICS)
+    ev.params["secondPhase"] = True
+    for name in (f"{kind}Topics", f"{kind}ExistingTopics"):
+        assert body(module(ev.doc, name))["dependsOn"] == ["guard"], f"{name} must wait for the guard"
+    for index, source in enumerate(sources):
+        existing = EXISTING_TOPICS.get(source)
+        created, created_scope, created_params = _module_for(ev, f"{kind}Topics", index, item, "name", "sourceId")
+        reused, reused_scope, reused_params = _module_for(ev, f"{kind}ExistingTopics", index, item, "name", "sourceId")
+        assert (created, reused) == (existing is None, existing is not None), (kind, index)
+        _, sub_scope, sub_params = _module_for(ev, f"{kind}Subscriptions", index, item, "systemTopicName")
+        _, _, access_params = _module_for(ev, f"{kind}DeadLetterAccess", index, item, "topicPrincipalId")
+        if existing is None:
+            assert created_scope == ("rg", source.split("/")[2], source.split("/")[4])
+            assert created_params["name"] == f"evgt-remediator-{ev.inline('uniqueString(s)', {'s': source})}"
+            assert created_params["sourceId"] == source
+            assert sub_scope == created_scope
+            assert sub_params["systemTopicName"] == f"{kind}Topics[{index}].name"
+            assert access_params["topicPrincipalId"] == f"{kind}Topics[{index}].principalId"
+        else:
+            topic_rg = ("rg", existing.split("/")[2], existing.split("/")[4])
+            assert reused_scope == topic_rg
+            assert reused_params == {"name": existing.rsplit("/", 1)[1], "sourceId": source}
+            assert sub_scope == topic_rg, "the event subscription is a child of the existing topic"
+            assert sub_params["systemTopicName"] == f"{kind}ExistingTopics[{index}].name"
+            assert access_params["topicPrincipalId"] == f"{kind}ExistingTopics[{index}].principalId"
+
+
+@pytest.mark.parametrize(("kind", "item", "sources"), EVENT_GRID_KINDS)
+def test_without_existing_topics_every_source_gets_its_own_topic_as_before(kind: str, item: str,
+                                                                          sources: list[str]) -> None:
+    """The default (existingSystemTopics {}, REMEDIATOR_EXISTING_SYSTEM_TOPICS unset) deploys as
+    before: a topic per source, named after it, in its group, and nothing is read."""
+    assert param_default(bicep(MAIN), "existingSystemTopics") == {}
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params["existingSystemTopics"]["value"] == "${REMEDIATOR_EXISTING_SYSTEM_TOPICS={}}"
+    ev = _deploy_sources({})
+    for index, source in enumerate(sources):
+        created, scope, created_params = _module_for(ev, f"{kind}Topics", index, item, "name")
+        reused, _, _ = _module_for(ev, f"{kind}ExistingTopics", index, item)
+        assert created and not reused
+        assert scope == ("rg", source.split("/")[2], source.split("/")[4])
+        assert created_params["name"].startswith("evgt-remediator-")
+    guard = {k: ev.value(v, {}) for k, v in params_of(module(ev.doc, "guard")).items() if k.startswith("existing")}
+    assert guard == {"existingSystemTopicsMustMapListedSources": True, "existingSystemTopicsMustBeSystemTopicIds": True}
+
+
+def test_the_guard_refuses_existing_topics_for_unlisted_sources_or_non_topic_ids() -> None:
+    """A key spelled differently from its source would silently create a second topic (which Event
+    Grid refuses, or the subscription would miss the existing one): guard.bicep stops it."""
+    guard_params = params_of(module(bicep(MAIN), "guard"))
+    guard_doc = module_file("guard")
+    for name in ("existingSystemTopicsMustMapListedSources", "existingSystemTopicsMustBeSystemTopicIds"):
+        assert decorator(guard_doc["parameters"][name], "allowed") == [True], name
+
+    def checks(existing: Json) -> tuple[bool, bool]:
+        ev = _deploy_sources(existing)
+        return (ev.value(guard_params["existingSystemTopicsMustMapListedSources"], {}),
+                ev.value(guard_params["existingSystemTopicsMustBeSystemTopicIds"], {}))
+
+    assert checks(EXISTING_TOPICS) == (True, True)
+    assert checks({MAINTENANCE_CONFIGS[1].lower(): EXISTING_TOPICS[MAINTENANCE_CONFIGS[1]]}) == (False, True)
+    assert checks({f"{SUB_A}/resourceGroups/rg-other": EXISTING_TOPICS[IMAGE_RGS[1]]}) == (False, True)
+    custom_topic = f"{SUB_A}/resourceGroups/rg-images/providers/Microsoft.EventGrid/topics/t"
+    assert checks({IMAGE_RGS[0]: custom_topic}) == (True, False)
+
+
+def test_an_existing_topic_is_only_read_and_must_have_the_mapped_source() -> None:
+    doc = module_file("eventgrid-existing-topic")
+    (name, topic), = doc["resources"].items()
+    assert topic["type"] == "Microsoft.EventGrid/systemTopics" and topic["existing"] is True
+    assert set(doc["resources"]) == {name}, "the module must not deploy anything on a topic it does not own"
+    outputs = {k: render(v["value"]) for k, v in doc["outputs"].items()}
+    assert outputs["name"] == "topic.name"
+    # The dead-letter writer is the existing topic's own system-assigned identity.
+    assert outputs["principalId"] == "topic.identity.principalId"
+    check = params_of(module(doc, "check"))
+    assert render(check["topicSourceMustBeTheMappedSource"]) == ("equals(to_lower(topic.properties.source), "
+                                                                 "to_lower(sourceId))")
+    assert module(doc, "check")["detail"]["path"] == "guard-existing-topic.bicep"
+    guard = module_file("guard-existing-topic")
+    assert decorator(guard["parameters"]["topicSourceMustBeTheMappedSource"], "allowed") == [True]
+    text = (MODULES / "eventgrid-existing-topic.bicep").read_text() + MAIN.read_text()
+    for address in ("https://learn.microsoft.com/azure/event-grid/system-topics",
+                    "https://learn.microsoft.com/azure/update-manager/pre-post-events-schedule-maintenance-configuration",
+                    "https://learn.microsoft.com/azure/event-grid/enable-identity-system-topics"):
+        assert address in text, address
+
+
+def test_preprovision_checks_the_existing_topics_before_anything_is_deployed(monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = load_hooks()
+    env = {"REMEDIATOR_MANAGED_SCOPES": json.dumps([SUB_A]),
+           "REMEDIATOR_IMAGE_RESOURCE_GROUP_IDS": json.dumps(IMAGE_RGS),
+           "REMEDIATOR_MAINTENANCE_CONFIGURATION_IDS": json.dumps(MAINTENANCE_CONFIGS),
+           "REMEDIATOR_EXISTING_SYSTEM_TOPICS": json.dumps(EXISTING_TOPICS)}
+    assert hooks.check_config(env) == []
+    assert hooks.check_config({**env, "REMEDIATOR_EXISTING_SYSTEM_TOPICS": ""}) == []
+    misspelled = {IMAGE_RGS[1].upper(): EXISTING_TOPICS[IMAGE_RGS[1]]}
+    unlisted = {**env, "REMEDIATOR_EXISTING_SYSTEM_TOPICS": json.dumps(misspelled)}
+    assert any("spelled exactly" in p for p in hooks.check_config(unlisted))
+    not_a_topic = {**env, "REMEDIATOR_EXISTING_SYSTEM_TOPICS": json.dumps({IMAGE_RGS[1]: IMAGE_RGS[1]})}
+    assert any("is not a system topic id" in p for p in hooks.check_config(not_a_topic))
+    assert hooks.check_config({**env, "REMEDIATOR_EXISTING_SYSTEM_TOPICS": "[]"})
+
+    mc, topic = MAINTENANCE_CONFIGS[1], EXISTING_TOPICS[MAINTENANCE_CONFIGS[1]]
+    good = {"properties": {"source": mc.lower(), "topicType": "Microsoft.Maintenance.MaintenanceConfigurations"},
+            "identity": {"type": "SystemAssigned, UserAssigned", "principalId": "p"}}
+    assert hooks.existing_topic_state_problems(mc, topic, 200, good) == []
+    # Update Manager's pre/post events create the topic without an identity.
+    (no_identity,) = hooks.existing_topic_state_problems(mc, topic, 200, {**good, "identity": None})
+    assert "system-assigned identity" in no_identity and "enable-identity-system-topics" in no_identity
+    assert hooks.existing_topic_state_problems(mc, topic, 200, {**good, "identity": {"type": "UserAssigned"}})
+    (other,) = hooks.existing_topic_state_problems(mc, topic, 200, {**good, "properties": {"source": IMAGE_RGS[0]}})
+    assert "has source" in other
+    assert "does not exist" in hooks.existing_topic_state_problems(mc, topic, 404, {})[0]
+
+    calls: list[str] = []
+
+    def fake_arm(method: str, path: str, api: str, body: Json | None = None, query: str = "") -> Any:
+        calls.append(f"{method} {path}")
+        source = next(s for s, t in EXISTING_TOPICS.items() if t == path)
+        return hooks.Response(200, {"properties": {"source": source}, "identity": None}, {})
+
+    monkeypatch.setattr(hooks, "arm", fake_arm)
+    problems = hooks.check_existing_topics(env)
+    assert sorted(calls) == sorted(f"GET {t}" for t in EXISTING_TOPICS.values())
+    assert len(problems) == 2 and all("system-assigned identity" in p for p in problems)
+    monkeypatch.setattr(hooks, "check_config", lambda e: [])
+    monkeypatch.setattr(hooks.os, "environ", env)
+    with pytest.raises(hooks.HookError, match="refusing to provision"):
+        hooks.preprovision()
+
+
+def test_teardown_never_deletes_an_existing_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment's subscription on an existing topic is removed; the topic itself never is,
+    even when a deployment record lists it (it belongs to whoever created it)."""
+    hooks = load_hooks()
+    topic = EXISTING_TOPICS[MAINTENANCE_CONFIGS[1]]
+    ours = f"{SUB_A}/resourceGroups/rg-images/providers/Microsoft.EventGrid/systemTopics/evgt-remediator-x"
+    subscription_on_existing = f"{topic}/eventSubscriptions/remediator-dev-abcde-mc"
+    record = {"name": "d1", "properties": {"outputResources": [{"id": topic}, {"id": subscription_on_existing},
+                                                                {"id": ours}]}}
+    deleted: list[str] = []
+
+    def fake_arm(method: str, path: str, api: str, body: Json | None = None, query: str = "") -> Any:
+        if method == "DELETE":
+            deleted.append(path)
+        return hooks.Response(404 if method == "GET" else 200, {}, {})
+
+    settings = {"AZURE_SUBSCRIPTION_ID": SUB_A.split("/")[2], "AZURE_ENV_NAME": "dev", "AZURE_RESOURCE_GROUP": "rg-dev",
+                "REMEDIATOR_EXISTING_SYSTEM_TOPICS": json.dumps(EXISTING_TOPICS)}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(hooks, "environment_deployments", lambda subscription, env_name: [record])
+    monkeypatch.setattr(hooks, "arm", fake_arm)
+    monkeypatch.setattr(hooks, "arm_list", lambda path, api, query="": [])
+    monkeypatch.setattr(hooks, "azd_env_set", lambda name, value: None)
+    hooks.teardown(confirmed=True)
+    assert subscription_on_existing in deleted and ours in deleted
+    assert topic not in deleted
 
 
 def test_the_functions_the_infra_calls_exist_in_the_app() -> None:

@@ -4,7 +4,8 @@ Python standard library only, and no Azure CLI: every call to Azure uses the tok
 `azd auth login` session, obtained with `azd auth token` exactly as azure-identity's
 AzureDeveloperCliCredential does (`azd auth token --output json --no-prompt --scope ...`).
 
-    preprovision   check parameter combinations; set AZURE_PRINCIPAL_TYPE from the signed-in
+    preprovision   check parameter combinations and the existing system topics named in
+                   REMEDIATOR_EXISTING_SYSTEM_TOPICS; set AZURE_PRINCIPAL_TYPE from the signed-in
                    token; pick the Key Vault name suffix and the custom roles' home scopes once;
                    remove the app identity's role assignments at scopes that were dropped
                    (ARM refuses to shrink a role's assignableScopes while assignments exist)
@@ -20,7 +21,8 @@ AzureDeveloperCliCredential does (`azd auth token --output json --no-prompt --sc
     postdown       forget the Key Vault suffix and the role homes (when azd down was allowed)
     teardown       remove what the environment created outside its resource group (event
                    subscriptions, alert rules, diagnostic settings, role assignments and
-                   definitions), delete the app resource group and the deployment records
+                   definitions, its own system topics; never an existing topic it only
+                   subscribed to), delete the app resource group and the deployment records
 
 Usage: python3 infra/hooks/remediator_hooks.py <command> [--yes]
 """
@@ -91,6 +93,63 @@ def parse_json_list(name: str, raw: str | None, required: bool = False) -> list[
 
 
 SCOPE = re.compile(r"^/subscriptions/[0-9a-fA-F-]{36}(/resourceGroups/[-\w._()]+)?$")
+SYSTEM_TOPIC = re.compile(r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w._()]+"
+                          r"/providers/Microsoft\.EventGrid/systemTopics/[^/]+$", re.IGNORECASE)
+SYSTEM_TOPIC_API = "2022-06-15"
+
+
+def parse_json_object(name: str, raw: str | None) -> dict[str, str]:
+    """An azd object variable (JSON text) of non-empty strings by non-empty string keys."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise HookError(f"{name} must be a JSON object, got {raw!r} ({exc.msg})") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+                                              for k, v in value.items()):
+        raise HookError(f"{name} must be a JSON object of non-empty strings, got {raw!r}")
+    return {k.strip(): v.strip() for k, v in value.items()}
+
+
+def existing_topic_problems(env: Mapping[str, str]) -> list[str]:
+    """REMEDIATOR_EXISTING_SYSTEM_TOPICS must map listed sources (exact spelling) to system topic ids."""
+    name = "REMEDIATOR_EXISTING_SYSTEM_TOPICS"
+    try:
+        topics = parse_json_object(name, env.get(name))
+        sources = [source for var in ("REMEDIATOR_IMAGE_RESOURCE_GROUP_IDS", "REMEDIATOR_MAINTENANCE_CONFIGURATION_IDS")
+                   for source in parse_json_list(var, env.get(var))]
+    except HookError as exc:
+        return [str(exc)]
+    problems = []
+    for source, topic in topics.items():
+        if source not in sources:
+            problems.append(f"{name}: {source!r} is not in REMEDIATOR_IMAGE_RESOURCE_GROUP_IDS or "
+                            "REMEDIATOR_MAINTENANCE_CONFIGURATION_IDS (the key must be spelled exactly the same)")
+        if not SYSTEM_TOPIC.match(topic):
+            problems.append(f"{name}: {topic!r} (for {source}) is not a system topic id "
+                            "(/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.EventGrid/systemTopics/<name>)")
+    return problems
+
+
+def existing_topic_state_problems(source: str, topic_id: str, status: int, body: Mapping[str, Any]) -> list[str]:
+    """What is wrong with an existing system topic (GET answer) for subscribing `source` to it."""
+    if status == 404:
+        return [f"system topic {topic_id} (for {source}) does not exist"]
+    if status != 200:
+        return [f"could not read system topic {topic_id} (for {source}): HTTP {status}"]
+    problems = []
+    topic_source = str(body.get("properties", {}).get("source", ""))
+    if topic_source.lower() != source.lower():
+        problems.append(f"system topic {topic_id} has source {topic_source!r}, not {source}")
+    identity = str((body.get("identity") or {}).get("type", "None"))
+    if "systemassigned" not in identity.replace(" ", "").lower():
+        problems.append(
+            f"system topic {topic_id} (for {source}) has no system-assigned identity (identity type {identity!r}); "
+            "it writes this environment's dead letters. Enable it on the topic (portal: the topic's Identity page, "
+            "or Update-AzEventGridSystemTopic -EnableSystemAssignedIdentity $true; see "
+            "https://learn.microsoft.com/azure/event-grid/enable-identity-system-topics) and provision again")
+    return problems
 
 
 def check_config(env: Mapping[str, str]) -> list[str]:
@@ -113,6 +172,7 @@ def check_config(env: Mapping[str, str]) -> list[str]:
     pinned = env.get("REMEDIATOR_ROLE_DEFINITION_SCOPE", "").strip()
     if pinned and pinned.lower() not in {s.lower() for s in scopes} and env.get("REMEDIATOR_HOOK_REPIN") == "never":
         problems.append(f"REMEDIATOR_ROLE_DEFINITION_SCOPE {pinned} is not one of REMEDIATOR_MANAGED_SCOPES")
+    problems.extend(existing_topic_problems(env))
     return problems
 
 
@@ -417,9 +477,21 @@ def remove_stale_builtin_grants(env: Mapping[str, str], principal_id: str, subsc
                 delete_assignment(assignment, "no longer in the parameters")
 
 
+def check_existing_topics(env: Mapping[str, str]) -> list[str]:
+    """Reads every topic of REMEDIATOR_EXISTING_SYSTEM_TOPICS: it must exist, have the source and an identity."""
+    problems = []
+    for source, topic_id in parse_json_object("REMEDIATOR_EXISTING_SYSTEM_TOPICS",
+                                              env.get("REMEDIATOR_EXISTING_SYSTEM_TOPICS")).items():
+        response = arm("GET", topic_id, SYSTEM_TOPIC_API)
+        problems.extend(existing_topic_state_problems(source, topic_id, response.status, response.body))
+    return problems
+
+
 def preprovision() -> None:
     env = dict(os.environ)
     problems = check_config(env)
+    if not problems:
+        problems = check_existing_topics(env)
     if problems:
         raise HookError("refusing to provision:\n  - " + "\n  - ".join(problems))
     scopes = parse_json_list("REMEDIATOR_MANAGED_SCOPES", env.get("REMEDIATOR_MANAGED_SCOPES"), required=True)
@@ -609,11 +681,15 @@ def teardown(confirmed: bool) -> None:
                         "AZURE_SUBSCRIPTION_ID, AZURE_ENV_NAME and AZURE_RESOURCE_GROUP are needed")
     app_prefix = f"/subscriptions/{subscription}/resourcegroups/{app_group}/".lower()
     deployments = environment_deployments(subscription, env_name)
+    # Existing topics are only read by the deployment (never in outputResources); kept anyway,
+    # should a record list one, because this environment did not create them.
+    existing = {t.lower() for t in parse_json_object(
+        "REMEDIATOR_EXISTING_SYSTEM_TOPICS", os.environ.get("REMEDIATOR_EXISTING_SYSTEM_TOPICS")).values()}
     foreign: dict[str, str] = {}
     for deployment in deployments:
         for ref in deployment.get("properties", {}).get("outputResources") or []:
             rid = str(ref.get("id", ""))
-            if rid and not (rid.lower() + "/").startswith(app_prefix):
+            if rid and not (rid.lower() + "/").startswith(app_prefix) and rid.lower() not in existing:
                 foreign.setdefault(rid.lower(), rid)
     plan = sorted(((teardown_order(resource_type_of(r)), r) for r in foreign.values()),
                   key=lambda item: (item[0] is None, item[0] or 0, item[1]))

@@ -24,5 +24,17 @@ param roleDefinitionScopeMustBeAManagedScope bool
 ])
 param registrationRoleScopeMustBeAManagedSubscription bool
 
+@description('Every key of existingSystemTopics must be an entry of imageResourceGroupIds or maintenanceConfigurationIds, spelled exactly the same: a typo would otherwise create a second topic for the source, which Event Grid refuses.')
+@allowed([
+  true
+])
+param existingSystemTopicsMustMapListedSources bool
+
+@description('Every value of existingSystemTopics must be the resource id of a Microsoft.EventGrid/systemTopics resource.')
+@allowed([
+  true
+])
+param existingSystemTopicsMustBeSystemTopicIds bool
+
 @description('Echo of the checks (a module needs an output to be referenced).')
-output ok bool = approversRequireApproverAuthClientId && roleDefinitionScopeMustBeAManagedScope && registrationRoleScopeMustBeAManagedSubscription
+output ok bool = approversRequireApproverAuthClientId && roleDefinitionScopeMustBeAManagedScope && registrationRoleScopeMustBeAManagedSubscription && existingSystemTopicsMustMapListedSources && existingSystemTopicsMustBeSystemTopicIds

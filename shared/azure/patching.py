@@ -105,7 +105,11 @@ class Patching(Adapter):
         ops = self.clients.compute(r.subscription).virtual_machine_extensions
         lro(self, ops.begin_delete, r.resource_group, r.name, name)
 
-    @requires("Microsoft.HybridCompute/machines/extensions/delete")
+    # The delete is long-running: polling its status needs the provider's operation reads (RBAC
+    # "Microsoft.HybridCompute" operations: locations/operationstatus/read, locations/operationresults/read).
+    @requires("Microsoft.HybridCompute/machines/extensions/delete",
+              "Microsoft.HybridCompute/locations/operationstatus/read",
+              "Microsoft.HybridCompute/locations/operationresults/read")
     def delete_arc_extension(self, machine_id: str, name: str) -> None:
         r = rid(machine_id)
         ops = self.clients.hybridcompute(r.subscription).machine_extensions
