@@ -94,6 +94,19 @@ def test_idempotency_counters_16_concurrent_takers_never_exceed_limit(store: Sta
     assert counters.count("target:vm1", "day") == 10
 
 
+def test_idempotency_counters_of_several_instances_share_one_limit(store: StateStore, clock: FakeClock) -> None:
+    """Each instance tries the count and ETag it last wrote first; another instance's spend since
+    (412) or a row it never saw (409) sends it back to reading the rows: the limit is the fleet's."""
+    workers = [Counters(store, now=clock) for _ in range(3)]
+    taken = race(30, lambda i: workers[i % 3].take_all([(f"target:vm{i % 2}", "day", 100), ("global", "hour", 7)]))
+    assert sum(t is None for t in taken) == 7
+    assert workers[0].count("global", "hour") == 7
+    # alternating instances, one at a time: each one's view is stale on every turn after the first
+    assert [w.take("global", "hour", 10) for w in workers] == [True, True, True]
+    assert [w.take("global", "hour", 10) for w in workers] == [False, False, False]
+    assert workers[2].count("global", "hour") == 10
+
+
 def test_idempotency_counters_count_exactly_below_limit(store: StateStore, clock: FakeClock) -> None:
     counters = Counters(store, now=clock)
     taken = race(24, lambda _: counters.take("global", "hour", 1000))

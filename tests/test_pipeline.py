@@ -125,3 +125,18 @@ def test_ledger_a_malformed_event_raises_so_event_grid_retries(app: App) -> None
 
     with pytest.raises(PayloadError, match="eventType"):
         handle_event({"id": "x1", "subject": "/s", "eventTime": "2026-11-21T02:14:09Z", "data": {}}, app)
+
+
+def test_round_trips_one_failed_build_costs_three_template_reads_and_one_run(app: App, double: AzureDouble) -> None:
+    """Fewer round trips (issue: one event decided and carried out): deciding reads the template
+    once (enrichment and the plan share that reading), the job plans against a fresh read and
+    verifies with another. ARM counts reads per subscription and throttles them (HTTP 429)."""
+    tpl = double.refs["template:tpl-rhel-noartifacts"]
+    double.clear_requests()
+    handle_event(arm_failure_event(tpl), app)
+    reads = lambda: sum(tpl.lower() in r.path.lower() for r in double.requests_for("imageTemplates.get", "GET"))  # noqa: E731
+    assert reads() == 1, "the event's enrichment and its plan read the template once"
+    [summary] = drain(app)
+    assert summary["result"] == "applied"
+    assert reads() == 3, "the job reads it live to plan (budget spent right before apply), then to verify"
+    assert runs(double) == 1

@@ -7,8 +7,10 @@ azure-core's own retries are off here; `shared.azure.retry` owns retrying.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared.azure.endpoints import ARM_SCOPE, LOGS_SCOPE, Endpoints, is_loopback
 
@@ -22,13 +24,44 @@ def pooled_transport(pool_size: int = POOL_SIZE, **timeouts: float) -> Any:
 
     from azure.core.pipeline.transport import RequestsTransport
 
-    requests = importlib.import_module("requests")
     adapters = importlib.import_module("requests.adapters")
-    session = requests.Session()
+    session = _session_class()()
     adapter = adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return RequestsTransport(session=session, session_owner=True, **timeouts)
+
+
+@functools.cache
+def _session_class() -> Any:
+    """A requests Session that reads the environment's proxy and CA-bundle settings once per origin.
+
+    requests looks them up on every request (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE: a scan
+    of os.environ, about a tenth of a request's own CPU here). A worker's environment does not
+    change while it runs (changing an app setting restarts it), so each origin's answer is kept.
+    Explicit per-request proxies are honoured as requests honours them."""
+    import importlib
+
+    requests = importlib.import_module("requests")
+
+    class EnvironmentOnceSession(requests.Session):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+        def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any,
+                                       cert: Any) -> dict[str, Any]:
+            if proxies or not self.trust_env:
+                return super().merge_environment_settings(url, proxies, stream, verify, cert)  # type: ignore[no-any-return]
+            parts = urlsplit(url)
+            key = (parts.scheme, parts.netloc, stream, verify, cert)
+            settings = self._environment.get(key)
+            if settings is None:
+                settings = super().merge_environment_settings(url, {}, stream, verify, cert)
+                self._environment[key] = settings
+            return {**settings, "proxies": dict(settings["proxies"])}
+
+    return EnvironmentOnceSession
 
 
 class StaticToken:

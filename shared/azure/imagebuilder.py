@@ -7,6 +7,7 @@ from typing import Any
 
 from shared.azure.base import Adapter, lro, rest, rid
 from shared.azure.permissions import requires
+from shared.azure.snapshot import read_once
 
 # Properties the service owns: a definition resubmitted with them would be refused.
 READ_ONLY = ("id", "name", "type", "systemData")
@@ -28,7 +29,8 @@ class ImageBuilder(Adapter):
     @requires("Microsoft.VirtualMachineImages/imageTemplates/read")
     def get(self, template_id: str) -> dict[str, Any]:
         r = rid(template_id)
-        return rest(self.retry.call(self._ops(template_id).get, r.resource_group, r.name))
+        return read_once("imageTemplate", template_id,
+                         lambda: rest(self.retry.call(self._ops(template_id).get, r.resource_group, r.name)))
 
     @requires("Microsoft.VirtualMachineImages/imageTemplates/read")
     def list_all(self, subscription: str) -> list[dict[str, Any]]:

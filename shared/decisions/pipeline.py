@@ -249,6 +249,7 @@ def approval_still_allowed(app: App, approval: Any) -> str | None:
 def handle_event(event: dict[str, Any], app: App | None = None) -> list[Diagnosis]:
     """One delivered event (Event Grid or CloudEvent). Handled once per event id; a
     malformed event raises PayloadError, so Event Grid retries and finally dead-letters it."""
+    from shared.azure.snapshot import one_reading
     from shared.diagnosis.envelopes import parse_payload
     from shared.wiring import app as default_app
 
@@ -263,19 +264,20 @@ def handle_event(event: dict[str, Any], app: App | None = None) -> list[Diagnosi
             return []
     diagnoses: list[Diagnosis] = []
     try:
-        for failure in failures:
-            from shared.decisions.update_manager import handle_maintenance_event
+        with one_reading():  # enrichment and planning see the resource as it was read once
+            for failure in failures:
+                from shared.decisions.update_manager import handle_maintenance_event
 
-            fanned = handle_maintenance_event(app, failure, event_id)  # per machine / the pre-run gate
-            if fanned is not None:
-                diagnoses.extend(fanned)
-                continue
-            diagnosis = diagnose_live(app, failure)
-            diagnoses.append(diagnosis)
-            results = dispatch(app, diagnosis, event_id=event_id)
-            log.info("event diagnosed: %s %s", diagnosis.scenario, failure.resource_id or "-",
-                     extra={"event_id": event_id, "scenario": diagnosis.scenario, "target": failure.resource_id,
-                            "actions": [r.action for r in results]})
+                fanned = handle_maintenance_event(app, failure, event_id)  # per machine / the pre-run gate
+                if fanned is not None:
+                    diagnoses.extend(fanned)
+                    continue
+                diagnosis = diagnose_live(app, failure)
+                diagnoses.append(diagnosis)
+                results = dispatch(app, diagnosis, event_id=event_id)
+                log.info("event diagnosed: %s %s", diagnosis.scenario, failure.resource_id or "-",
+                         extra={"event_id": event_id, "scenario": diagnosis.scenario, "target": failure.resource_id,
+                                "actions": [r.action for r in results]})
     except Exception as exc:
         if key is not None:
             app.ledger.fail(key, describe_error(exc))
@@ -345,6 +347,7 @@ def _run_job(app: App, job: Job, start: JobStart, dequeue_count: int) -> dict[st
     if refused is not None:
         return _finish(app, job, start, "refused", refused, changes=(), duration_ms=0)
     approved = list(approval.plan.get("changes", [])) if approval is not None else None
+    over_budget: list[str] = []
 
     def accept(plan: Plan) -> str | None:
         outside = outside_scope(app, plan)
@@ -352,18 +355,18 @@ def _run_job(app: App, job: Job, start: JobStart, dequeue_count: int) -> dict[st
             return f"not applied: {outside}"
         if approved is not None and not plan.resume and not plan.within(approved):
             return "not applied: the live plan is no longer the approved one (or a part of it)"
-        return None
-
-    if not job.dry_run:
-        planned = execute(job.remediation, job.target, job.params, app.ctx, dry_run=True)
-        # A job spends its change budget once, on its first delivery (a redelivery is the same change);
-        # finishing an interrupted change spends none (it makes no new change).
-        resumes = planned.plan is not None and planned.plan.resume
-        if planned.result is Result.DRY_RUN and not resumes and start.attempts == 1:
+        # A job spends its change budget once, right before its first apply (a redelivery is the same
+        # change); finishing an interrupted change spends none (it makes no new change).
+        if not plan.resume and start.attempts == 1:
             denied = app.policy.spend(app.counters, job.target)
             if denied is not None:
-                return _finish(app, job, start, "failed", denied.reason, changes=(), duration_ms=0)
+                over_budget.append(denied.reason)
+                return f"not applied: {denied.reason}"
+        return None
+
     outcome = execute(job.remediation, job.target, job.params, app.ctx, dry_run=job.dry_run, accept=accept)
+    if over_budget:
+        return _finish(app, job, start, "failed", over_budget[0], changes=(), duration_ms=outcome.duration_ms)
     if outcome.result is Result.FAILED and outcome.transient:
         app.audit.record(AuditRecord(kind="error", operation_id=job.operation_id, target=job.target,
                                      remediation=job.remediation, reason=f"attempt {dequeue_count} failed, will retry",

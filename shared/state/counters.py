@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ BACKOFF_BASE = 0.002  # seconds; doubles per lost round, capped
 BACKOFF_CAP = 0.05
 KEEP = timedelta(days=2)  # a bucket row is purgeable this long after its window ended
 PARTITION = "budgets"
+KNOWN_ROWS = 4096  # rows whose last written count and ETag an instance keeps
 
 
 def bucket(window: Window, now: datetime) -> tuple[str, datetime, datetime]:
@@ -60,6 +62,8 @@ class Counters:
         self._store = store
         self._now = now
         self._attempts = attempts
+        self._known: dict[str, tuple[int, str]] = {}  # RowKey -> (count, ETag) as this instance last wrote it
+        self._lock = threading.Lock()
 
     @property
     def _table(self) -> Any:
@@ -76,14 +80,18 @@ class Counters:
     def take_all(self, budgets: Sequence[tuple[str, Window, int]]) -> int | None:
         """Takes one of each budget, in order, as one transaction: the index of the first budget that
         is spent (those before it are still counted: budgets err on the side of fewer changes), or
-        None when all were within their limits. Two calls: one query, one transaction."""
+        None when all were within their limits.
+
+        Usually one call: the counts and ETags this instance last wrote are tried as they are (a
+        row never seen is created); when another instance moved a row since (412, or 409 on a
+        create), or a limit looks reached, the rows are queried and the transaction built from them."""
         table = self._table
+        first = self._optimistic(table, budgets)
+        if first:
+            return None
         for attempt in range(self._attempts):
             now = checked_now(self._now)
-            keys = []
-            for scope, window, _ in budgets:
-                bucket_id, start, end = bucket(window, now)
-                keys.append((safe_key(f"{scope}|{window}:{bucket_id}"), scope, window, start, end))
+            keys = self._keys(budgets, now)
             flt = " or ".join(f"RowKey eq @k{i}" for i in range(len(keys)))
             params: dict[str, Any] = {f"k{i}": k[0] for i, k in enumerate(keys)} | {"pk": PARTITION}
             rows = {str(r["RowKey"]): r for r in query_rows(table, f"PartitionKey eq @pk and ( {flt} )", params)}
@@ -95,13 +103,60 @@ class Counters:
                 if limit <= 0 or count >= limit:
                     refused = i
                     break
-                props = {"PartitionKey": PARTITION, "RowKey": rk, "scope": scope, "window": window,
-                         "count": count + 1, "window_start": start, "expires_at": end + KEEP}
-                operations.append(("create", props, None) if row is None else ("replace", props, row.etag))
-            if not operations or transact(table, operations) is not None:
+                operations.append(self._take((rk, scope, window, start, end), count,
+                                             None if row is None else row.etag))
+            if not operations:
+                return refused
+            etags = transact(table, operations)
+            if etags is not None:
+                self._remember(operations, etags)
                 return refused
             time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
         raise Contention(f"counters {[b[0] for b in budgets]}: no increment within {self._attempts} attempts")
+
+    @staticmethod
+    def _keys(budgets: Sequence[tuple[str, Window, int]],
+              now: datetime) -> list[tuple[str, str, Window, datetime, datetime]]:
+        keys = []
+        for scope, window, _ in budgets:
+            bucket_id, start, end = bucket(window, now)
+            keys.append((safe_key(f"{scope}|{window}:{bucket_id}"), scope, window, start, end))
+        return keys
+
+    @staticmethod
+    def _take(key: tuple[str, str, Window, datetime, datetime], count: int,
+              etag: str | None) -> tuple[str, Mapping[str, Any], str | None]:
+        rk, scope, window, start, end = key
+        props = {"PartitionKey": PARTITION, "RowKey": rk, "scope": scope, "window": window,
+                 "count": count + 1, "window_start": start, "expires_at": end + KEEP}
+        return ("create", props, None) if etag is None else ("replace", props, etag)
+
+    def _optimistic(self, table: Any, budgets: Sequence[tuple[str, Window, int]]) -> bool:
+        """All budgets taken in one conditional transaction from what this instance knows, or False
+        (nothing written): the caller then reads the rows. Never refuses on its own."""
+        operations = []
+        with self._lock:
+            for key, (_, _, limit) in zip(self._keys(budgets, checked_now(self._now)), budgets, strict=True):
+                count, etag = self._known.get(key[0], (0, None))
+                if limit <= 0 or count >= limit:
+                    return False
+                operations.append(self._take(key, count, etag))
+        etags = transact(table, operations)
+        if etags is None:
+            with self._lock:
+                for _, props, _ in operations:
+                    self._known.pop(str(props["RowKey"]), None)
+            return False
+        self._remember(operations, etags)
+        return True
+
+    def _remember(self, operations: Sequence[tuple[str, Mapping[str, Any], str | None]], etags: Sequence[str]) -> None:
+        with self._lock:
+            if len(self._known) > KNOWN_ROWS:  # old buckets and targets: start again
+                self._known.clear()
+            for (_, props, _), etag in zip(operations, etags, strict=True):
+                if etag:
+                    self._known[str(props["RowKey"])] = (int(props["count"]), etag)
 
     def count(self, scope: str, window: Window) -> int:
         """How many were taken in the current bucket."""
