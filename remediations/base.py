@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.core.domain import Mode
+from shared.core.domain import Diagnosis, Mode
 
 if TYPE_CHECKING:
     from remediations.context import Context
@@ -118,6 +118,8 @@ class Remediation(Protocol):
     params: tuple[tuple[str, str], ...]  # (name, meaning)
     limit_names: tuple[str, ...]  # Limits fields that bound it
     # Optional class attribute `param_patterns: tuple[tuple[str, str], ...]`: a full-match regex per parameter.
+    # Optional `params_from(diagnosis) -> Mapping[str, str]`: what a diagnosed failure tells it (e.g. which
+    # provider namespace the error names), for runs the product starts itself.
 
     def plan(self, target: str, params: Mapping[str, str], ctx: Context) -> Plan: ...
 
@@ -175,6 +177,12 @@ def registry() -> Registry:
     for module in MODULES:
         importlib.import_module(f"remediations.{module}")
     return REGISTRY
+
+
+def params_from(name: str, diagnosis: Diagnosis) -> dict[str, str]:
+    """The parameters remediation `name` takes from a diagnosis (none unless it says how)."""
+    derive = getattr(registry().items.get(name), "params_from", None)
+    return dict(derive(diagnosis)) if callable(derive) else {}
 
 
 _VALUE = re.compile(r"[^\x00-\x1f\x7f]{1,256}")

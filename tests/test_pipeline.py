@@ -140,3 +140,24 @@ def test_round_trips_one_failed_build_costs_three_template_reads_and_one_run(app
     assert summary["result"] == "applied"
     assert reads() == 3, "the job reads it live to plan (budget spent right before apply), then to verify"
     assert runs(double) == 1
+
+
+def test_a_provider_error_registers_the_namespace_it_names(app: App, double: AzureDouble) -> None:
+    """aum.provider_not_registered from an error text: the remediation registers the namespace the
+    error names (ARM's MissingSubscriptionRegistration wording, learn.microsoft.com/azure/
+    azure-resource-manager/troubleshooting/error-register-resource-provider), not its default."""
+    from shared.decisions.pipeline import dispatch
+    from shared.diagnosis.classifier import classify_text
+
+    sub = double.refs["aum.provider_not_registered:subscription"]
+    diagnosis = classify_text("Code: MissingSubscriptionRegistration\nMessage: The subscription is not registered to "
+                              "use namespace 'Microsoft.Maintenance'. See https://aka.ms/rps-not-found for how to "
+                              "register subscriptions.")
+    assert diagnosis.scenario == "aum.provider_not_registered"
+    [queued] = dispatch(app, diagnosis, target=f"/subscriptions/{sub}")
+    assert queued.action == "queued", queued
+    [summary] = drain(app)
+    assert summary["result"] == "applied"
+    assert [c["resource_id"].rsplit("/", 1)[-1] for c in summary["changes"]] == ["Microsoft.Maintenance"]
+    record = double.state.provider("Microsoft.Maintenance", sub)
+    assert record is not None and record.state == "Registered"

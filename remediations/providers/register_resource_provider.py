@@ -11,15 +11,21 @@ Arc-enabled servers for their periodic assessment data (learn.microsoft.com/azur
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from remediations.base import Change, Plan, RemediationError, noop, register
 from remediations.context import Context
 from remediations.limits import REGISTER_NAMESPACES
 from shared.azure.providers import REGISTRABLE
-from shared.core.domain import Mode
+from shared.core.domain import Diagnosis, Mode
 
 NAME = "register-resource-provider"
+# Where ARM and the services name the namespace: "is not registered to use namespace 'Microsoft.Maintenance'",
+# "MissingSubscriptionRegistration [...] Microsoft.Compute", "Microsoft.Maintenance is not registered".
+_NAMED = re.compile(r"(?:namespace|registration|register\w*)\W+(?:\w+\W+){0,6}?['\"]?(microsoft\.[a-z][a-z0-9]+)\b|"
+                    r"\b(microsoft\.[a-z][a-z0-9]+)['\"]?\W+(?:\w+\W+){0,4}?(?:not ?registered|unregistered)",
+                    re.IGNORECASE)
 
 
 def subscription_of(target: str) -> str:
@@ -40,6 +46,24 @@ class RegisterResourceProvider:
                             + ", ".join(REGISTER_NAMESPACES) + " by default)"),)
     limit_names = ("register_namespaces", "register_wait_seconds")
     param_patterns = (("namespace", r"[A-Za-z][A-Za-z0-9]{0,40}\.[A-Za-z][A-Za-z0-9.]{0,80}"),)
+
+    @staticmethod
+    def params_from(diagnosis: Diagnosis) -> Mapping[str, str]:
+        """The namespace the failure names; else the one its scenario needs (Update Manager: Microsoft.Maintenance
+        for schedules, Microsoft.Compute for Arc-enabled servers' assessment data; Update Management: none, the
+        default Microsoft.Automation). A named namespace off the allow-list is passed on and refused with the list."""
+        named = dict(diagnosis.details).get("namespace")
+        if named:
+            return {"namespace": named}
+        texts = (*diagnosis.evidence, *(diagnosis.failure.texts if diagnosis.failure else ()))
+        for text in texts:
+            found = _NAMED.search(text)
+            if found:
+                return {"namespace": found.group(1) or found.group(2)}
+        if diagnosis.scenario == "aum.provider_not_registered":
+            arc = any(word in t.lower() for t in texts for word in ("arc", "hybridcompute", "hybrid machine"))
+            return {"namespace": "Microsoft.Compute" if arc else "Microsoft.Maintenance"}
+        return {}
 
     def _namespace(self, params: Mapping[str, str], ctx: Context) -> str:
         wanted = params.get("namespace") or "Microsoft.Automation"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from remediations.base import Plan, Result, registry
+from remediations.base import Plan, Result, params_from, registry
 from remediations.runner import describe_error, execute, is_operational
 from shared.azure.ids import canonical
 from shared.core import telemetry
@@ -130,7 +130,8 @@ def dispatch(app: App, diagnosis: Diagnosis, *, tags: Mapping[str, str] | None =
                 out.append(Dispatched(ref.name, target, "advice", diagnosis.advice[0] if diagnosis.advice else ""))
                 continue
             key = f"fix:{ref.name}|{target}|{fingerprint(diagnosis, target)}"
-            out.append(decide(app, Request(ref.name, ref.mode, target, scenario=diagnosis.scenario,
+            out.append(decide(app, Request(ref.name, ref.mode, target, params=params_from(ref.name, diagnosis),
+                                           scenario=diagnosis.scenario,
                                            title=diagnosis.title, evidence=tuple(diagnosis.evidence), key=key,
                                            event_id=event_id, alert_id=alert_id, tags=dict(tags or {})),
                               audits=audits))

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from remediations.base import Result, registry
+from remediations.base import Result, params_from, registry
 from remediations.context import Context
 from remediations.runner import describe_error, execute, is_operational
 from shared.core.domain import Diagnosis, Failure, Family, Mode, SourceKind
@@ -205,7 +205,9 @@ def act(ctx: Context, suspect: Suspect, diagnosis: Diagnosis, *, policy: Policy,
 
 
 def _params(ctx: Context, diagnosis: Diagnosis) -> Mapping[str, str]:
-    """Parameters a remediation takes from the diagnosis (e.g. the provider namespace)."""
-    details = dict(diagnosis.details)
-    return {"namespace": details["namespace"]} if "namespace" in details else {}
+    """Parameters the diagnosis's remediations take from it (e.g. the provider namespace)."""
+    out: dict[str, str] = {}
+    for ref in diagnosis.remediations:
+        out.update(params_from(ref.name, diagnosis))
+    return out
 
