@@ -164,6 +164,21 @@ def test_the_gate_names_a_subscription_not_registered_for_maintenance(app: App, 
     assert ("namespace", "Microsoft.Maintenance") in found.diagnosis.details
 
 
+def test_the_gate_decides_by_the_cut_off_the_event_states(app: App, double: AzureDouble) -> None:
+    """PreMaintenanceEvent carries cancellationCutOffDateTime (learn.microsoft.com/azure/update-manager/
+    pre-post-events-schedule-maintenance-configuration, event schema): the gate's deadline is that time,
+    not one worked out from the start."""
+    run, config = double.refs["um:run:win"], double.refs["um:schedule:win"]
+    event = maintenance_event(double, "PreMaintenanceEvent", run, config)
+    event["data"]["cancellationCutOffDateTime"] = _iso(_start(run) - timedelta(minutes=25))
+    [failure] = parse_payload(event)
+    report = gate(app.ctx, failure)
+    assert report.cancellation_cutoff == _start(run) - timedelta(minutes=25)
+    del event["data"]["cancellationCutOffDateTime"]
+    [without] = parse_payload(event)
+    assert gate(app.ctx, without).cancellation_cutoff == _start(run) - timedelta(minutes=10)
+
+
 def test_a_gate_card_with_many_machines_stays_within_teams_limits(app: App, double: AzureDouble) -> None:
     from shared.approvals.cards import MAX_CARD_BYTES, message
     from shared.diagnosis.update_manager import GateLine, GateReport

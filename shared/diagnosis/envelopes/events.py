@@ -162,6 +162,9 @@ def _maintenance_event(env: Envelope, data: Reader) -> Failure:
     subs = [s for s in data.items("resourceSubscriptionIds") if isinstance(s, str)]
     is_post = env.event_type.lower().endswith("postmaintenanceevent")
     failed = is_post and is_failure_status(status)
+    # Pre events say until when the run can still be cancelled (its decisions must come before that).
+    cut = data.time("cancellationCutOffDateTime")
+    cutoff = (("cancellation_cutoff", cut.isoformat()),) if cut is not None else ()
     texts: tuple[str, ...] = ()
     if is_post:
         texts = (f"Update Manager maintenance run status: {status or 'unknown'}",)
@@ -179,7 +182,7 @@ def _maintenance_event(env: Envelope, data: Reader) -> Failure:
         correlation_ids=(correlation,) if correlation else (),
         started_at=data.time("startDateTime") or env.time,
         ended_at=data.time("endDateTime"),
-        facts=tuple(("resource_subscription_id", s) for s in subs),
+        facts=(*(("resource_subscription_id", s) for s in subs), *cutoff),
     )
 
 
