@@ -153,7 +153,7 @@ def test_a_failed_run_status_yields_to_the_machine_runs_cause() -> None:
 def test_the_decisive_code_at_any_depth_of_escaped_json_names_the_scenario() -> None:
     inner = json.dumps({"status": "Failed", "error": {"code": "ResourceDeploymentFailure", "message": "The resource "
                         "operation completed with terminal provisioning state 'Failed'.", "details": [{
-                            "code": "OSProvisioningTimedOut", "message": "OS Provisioning for VM 'pkrvm' did not "
+                            "code": "OSProvisioningTimedOut", "message": "OS Provisioning for VM 'web01' did not "
                             "finish in the allotted time."}]}})
     text = json.dumps({"code": "DeploymentFailed", "details": [{"code": "Conflict", "message": inner}]})
     assert classify_text("Packer azure-arm build: " + json.dumps(text)).scenario == "aib.vm_from_image_fails"

@@ -44,6 +44,7 @@ from shared.diagnosis.catalog import (
     Scenario,
     Sig,
 )
+from shared.diagnosis.catalog.image_builder import OTHER_ACTIONS
 from shared.diagnosis.catalog.model import EXACT
 
 MAX_SCAN = 128 * 1024
@@ -150,6 +151,11 @@ def _index() -> tuple[_Keyed, tuple[str, ...], dict[str, tuple[_Entry, ...]]]:
 
 
 _KEYED, _LOOSE, _BY_ANCHOR = _index()
+# Per set of families lacking context: each anchor's entries that count there (at most four sets).
+_USABLE: dict[frozenset[Family], dict[str, tuple[_Entry, ...]]] = {}
+# Per key: the anchors tested as they are, and those tested only when their other words' keys are there too.
+_SPLIT_KEYED: dict[bytes, tuple[tuple[str, ...], tuple[tuple[str, frozenset[bytes]], ...]]] = {
+    k: (tuple(a for a, o in v if o is None), tuple((a, o) for a, o in v if o is not None)) for k, v in _KEYED.items()}
 _KEYS = frozenset(_KEYED)  # a set's intersection walks the smaller side; a dict's keys view would copy
 _PREFIX = operator.itemgetter(slice(0, KEY_LEN))
 _WEIGHT_OF = operator.attrgetter("sig.weight")
@@ -165,9 +171,14 @@ def _present(flat: str) -> dict[str, int]:
         if (pos := flat.find(a)) >= 0:
             found[a] = pos
     prefixes = set(map(_PREFIX, flat.encode().translate(_SPLIT).split()))
+    find = flat.find
     for key in _KEYS.intersection(prefixes):
-        for anchor, others in _KEYED[key]:
-            if (others is None or others <= prefixes) and (pos := flat.find(anchor)) >= 0:
+        plain, guarded = _SPLIT_KEYED[key]
+        for anchor in plain:
+            if (pos := find(anchor)) >= 0:
+                found[anchor] = pos
+        for anchor, others in guarded:
+            if others <= prefixes and (pos := find(anchor)) >= 0:
                 found[anchor] = pos
     return found
 
@@ -312,7 +323,8 @@ _BUILD_STEP_WEIGHT = 6.0
 _ROW = {s.id: i for i, s in enumerate(SCENARIOS)}
 _FAMILY_OF = tuple(s.family for s in SCENARIOS)
 _CUSTOMIZER = "aib.customizer_failed"
-_LINUX_RUN = "um.run_failed_linux"
+# Scenarios only a Linux machine has (the Linux package manager, sudo, the auto-assessment service).
+_LINUX_ONLY = frozenset(i for i, s in enumerate(SCENARIOS) if s.os == "linux")
 _OTHER = {Family.AIB: Family.UPDATE, Family.UPDATE: Family.AIB}
 _OFF_CONTEXT_NOTE = {f: f"the text names {_OTHER[f].value}'s product, not this one's" for f in Family}
 # Decisive error codes that name a scenario: (scenario, weight, needs the family's own context).
@@ -419,7 +431,8 @@ def _structural(flat: str, facts: _Facts) -> list[tuple[int, _Hit]]:
     if d is not None and d.code in CODE_RULES:
         scenario, weight, needs = CODE_RULES[d.code]
         row = _ROW.get(scenario)
-        if row is not None and (not needs or facts.has_context(SCENARIOS[row].family)):
+        if row is not None and (not needs or facts.has_context(SCENARIOS[row].family)) and not (
+                d.code == "authorizationfailed" and any(a in flat for a in OTHER_ACTIONS)):
             out.append((row, _Hit(_synthetic(scenario, d.code, weight), d.start)))
     if facts.has_context(Family.AIB):
         if "403" in flat and (pos := structure.http_status(flat, "403")) >= 0:
@@ -481,10 +494,22 @@ def classify(failure: Failure) -> Diagnosis:
     only = failure.family
     lacking = facts.lacking
     by_row: dict[int, list[_Entry]] = {}
-    for anchor in present:
-        for entry in _BY_ANCHOR[anchor]:
-            if (only is None or entry.family is only) and not (entry.context and entry.family in lacking):
-                by_row.setdefault(entry.row, []).append(entry)
+    if only is None:
+        usable = _USABLE.get(lacking)
+        if usable is None:
+            usable = _USABLE[lacking] = {a: tuple(e for e in entries if not (e.context and e.family in lacking))
+                                         for a, entries in _BY_ANCHOR.items()}
+        for anchor in present:
+            for entry in usable[anchor]:
+                if entry.row in by_row:
+                    by_row[entry.row].append(entry)
+                else:
+                    by_row[entry.row] = [entry]
+    else:
+        for anchor in present:
+            for entry in _BY_ANCHOR[anchor]:
+                if entry.family is only and not (entry.context and entry.family in lacking):
+                    by_row.setdefault(entry.row, []).append(entry)
     seeded: dict[int, list[_Hit]] = {}
     if facts.decisive is not None or (facts.has_context(Family.AIB) and ("403" in flat or "404" in flat)):
         for row, hit in _structural(flat, facts):
@@ -576,14 +601,14 @@ def _judge(raw: list[_Result], facts: _Facts, flat: str) -> list[_Result]:
     foreign_code = facts.foreign_code()
     on_decisive = facts.region >= 0 and any(r.decisive for r in raw) and not all(r.decisive for r in raw)
     build = facts.build
-    linux_run = _ROW[_LINUX_RUN]
+    linux_only = _LINUX_ONLY
     if foreign_code is None and not on_decisive and not build and not facts.foreign and (
             facts.hint is not None or len(facts.own) != 1 or all(_FAMILY_OF[r.row] in facts.own for r in raw)
-    ) and all(r.row != linux_run for r in raw):
+    ) and all(r.row not in linux_only for r in raw):
         return raw  # no other product, no one family's context against the other's, no decisive lines
     verdicts = _verdicts(raw, facts)
     if foreign_code is None and not on_decisive and not build and all(
-            verdicts[_FAMILY_OF[r.row]] is None and r.row != linux_run for r in raw):
+            verdicts[_FAMILY_OF[r.row]] is None and r.row not in linux_only for r in raw):
         return raw  # nothing to weigh: no other product, no family out of context, no decisive lines
     out: list[_Result] = []
     build_step: list[_Hit] = []
@@ -612,7 +637,7 @@ def _judge(raw: list[_Result], facts: _Facts, flat: str) -> list[_Result]:
         if verdict is not None and (verdict[2] or r.top < EXACT):
             r.score *= verdict[0]
             notes.append(verdict[1])
-        if r.row == linux_run and structure.os_of(flat) == "windows":
+        if r.row in linux_only and structure.os_of(flat) == "windows":
             notes.append("the run is a Windows one")
             r.score = 0.0
         if notes:

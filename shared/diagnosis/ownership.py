@@ -28,6 +28,8 @@ OWN_CONTEXT: dict[Family, tuple[str, ...]] = {
         "packer-builder-azure", "azvmimagebuilder", "packer", "shared_image_gallery", "customizer", "sysprep",
         "runoutput", "buildtimeoutinminutes", "image build", "builder vm", "build agent image",
         "run template", "==>",
+        # Packer azure-arm's own names for its temporary resources (temp_compute_name, temp_resource_group_name).
+        "pkrvm", "pkr-resource-group", "pkros",
     ),
     Family.UPDATE: (
         "update management", "update manager", "automation account", "softwareupdateconfiguration",
@@ -37,7 +39,7 @@ OWN_CONTEXT: dict[Family, tuple[str, ...]] = {
         "not assessed", "microsoft.maintenance", "maintenance assignment", "configurationassignment", "assessmentmode",
         "patchmode", "msftlinuxpatch", "update agent troubleshooter", "troubleshoot update agent", "omsupdatemgmt",
         "microsoft.automation", "guest patch", "vmguestpatch", "patch orchestration", "periodic assessment",
-        "patch extension", "maintenance run", "update run", "patch installation", "assessment failed",
+        "patch extension", "maintenance run", "update run", "patch installation", "assessment fail",
         "softwareupdatemanagement", "microsoft.cplat.core", "maintenance window", "update compliance",
         "scheduled patching", "patching schedule", "patch schedule", "microsoft monitoring agent",
         "log analytics agent", "enableautomaticupdates",

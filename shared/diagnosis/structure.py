@@ -67,6 +67,11 @@ _BENIGN = ("onvalidationerror", "oncustomizererror", "errorhandling", '"error": 
 WINDOWS_WORDS = ("windows", "windowspatchextension", "windowsosupdateextension", " kb", "wuauserv", "wsus")
 LINUX_WORDS = ("linux", "apt", "yum", "zypper", "dpkg", "rpm", "ubuntu", "rhel", "centos", "suse", "debian",
                "linuxpatchextension", "linuxosupdateextension", "red hat", "tdnf", "oracle linux", "sles")
+# The same words as whole words ("apt" is no word of "adapter", "rpm" none of "rpmdb"'s neighbours):
+# the literal tuples above only gate the regexes.
+_WINDOWS_RE = re.compile(r"\b(?:windows\w*|kb\d{6,8}|wuauserv|wsus|win(?:10|11|2k\d*|20\d\d))\b")
+_LINUX_RE = re.compile(r"\b(?:linux\w*|apt|apt-get|yum|zypper|dpkg|rpm|ubuntu|rhel|centos|suse|debian|red hat|tdnf|"
+                       r"sles|dnf|almalinux|rocky)\b")
 _OS_TYPE = re.compile(r'"?os ?type"?\W{0,4}(windows|linux)')
 
 
@@ -160,8 +165,8 @@ def os_of(flat: str) -> str | None:
         m = _OS_TYPE.search(flat)
         if m:
             return m.group(1)
-    win = any(w in flat for w in WINDOWS_WORDS)
-    lin = any(w in flat for w in LINUX_WORDS)
+    win = any(w in flat for w in WINDOWS_WORDS) and _WINDOWS_RE.search(flat) is not None
+    lin = any(w in flat for w in LINUX_WORDS) and _LINUX_RE.search(flat) is not None
     if win == lin:
         return None
     return "windows" if win else "linux"

@@ -13,6 +13,13 @@ _PROGRESS = _UNIT + " / " + _UNIT + r"\b.{0,60}?\d+(?:\.\d+)?%"
 # The same image read fails as "not authorised" (403) or "not found" (404): the code decides.
 _NOT_FOUND = ("statuscode=404", "status=404", "resourcenotfound")
 _FORBIDDEN = ("statuscode=403", "status=403", "authorizationfailed")
+# Actions no build needs: a denied role assignment, deployment validation, key listing or monitoring write is
+# the caller's own set-up failing (its RBAC), not the build's identity reading images, galleries or blobs.
+OTHER_ACTIONS = tuple(
+    f"perform action {q}microsoft.{ns}" for q in ("'", '"')
+    for ns in ("authorization/", "resources/deployments/", "insights/", "keyvault/", "operationalinsights/",
+               "storage/storageaccounts/listkeys", "web/", "sql/", "containerservice/", "resources/subscriptions/",
+               "management/", "policyinsights/"))
 
 ROWS: tuple[Scenario, ...] = (
     Scenario(
@@ -62,11 +69,11 @@ ROWS: tuple[Scenario, ...] = (
             Sig("does not have authorization to perform action", 8,
                 r"does not have authorization to perform action\W+microsoft\.(?:compute/(?:images|galleries|"
                 r"disks|snapshots)|virtualmachineimages|managedidentity)"),
-            Sig("does not have authorization to perform action", 3.0),
-            Sig("authorizationfailed", 3.0),
+            Sig("does not have authorization to perform action", 3.0, unless=OTHER_ACTIONS),
+            Sig("authorizationfailed", 3.0, unless=OTHER_ACTIONS),
             Sig("403", 5, r"(?:image builder|aib|imagetemplate|packer).{0,300}(?:403|forbidden)"),
             Sig("not authorized to access the", 6, r"not authorized to access the(?! linked)"),
-            Sig("does not have authorization", 5, context=True),
+            Sig("does not have authorization", 5, context=True, unless=OTHER_ACTIONS),
         ),
         ADVICE_ONLY,
         (
@@ -147,7 +154,12 @@ ROWS: tuple[Scenario, ...] = (
             Sig("frontend lock", 6, r"dpkg frontend lock|lock-frontend", context=True),
             # not the wrapper's own "which build/customization step failed"
             Sig("customiz", 6, r"(?<!build/)(?<!\bno )customi[sz](?:er|ation)\W+(?:\w+\W+){0,4}(?:fail|error)"),
-            Sig("customiz", 6, r"(?:fail\w*|error)\W+(?:\w+\W+){0,6}(?:in|from|during) the customi[sz](?:ation|er)"),
+            Sig("customiz", 6, r"(?:fail\w*|error)\W+(?:\w+\W+){0,6}(?:in|from|during|at) the (?:\w+\W+){0,2}"
+                r"customi[sz](?:ation|er)"),
+            # A script's or installer's exit code inside a build: the step that failed.
+            Sig("exit code", 5, r"(?:fail\w*|error\w*|exited|returned|finish\w*) with (?:the )?(?:exit|return|error) "
+                r"code:? ['\"]?(?!0\b)-?\d+", context=True),
+            Sig("failed to install", 5, context=True),
             Sig("(telemetry) starting provisioner", 2, generic=True),
         ),
         ADVICE_ONLY,
@@ -312,6 +324,14 @@ ROWS: tuple[Scenario, ...] = (
             Sig("winrm", 6, r"(?:time[sd]? ?out|timeout)\w*\W+(?:\w+\W+){0,3}(?:waiting for |connecting to )?"
                 r"(?:winrm|ssh)\b|\b(?:winrm|ssh)\W+(?:\w+\W+){0,2}time[sd]? ?outs?\b"),
             Sig("ssh", 6, r"(?:times? out|timeout|timed out)\W+(?:\w+\W+){0,2}waiting for (?:ssh|winrm)"),
+            # The communicator's connection (WinRM's wsman endpoint, SSH's port 22) dropped mid-build.
+            # (a loopback address is a local hypervisor's forwarded port, not an Azure build VM)
+            Sig("tcp", 6, r"tcp (?![\d.:]*->127\.)(?!127\.)[\d.:>-]+:(?:22|5985|5986)\W+(?:\w+\W+){0,2}"
+                r"(?:wsarecv: |read: |write: |connect: )?(?:an existing connection was forcibly closed|"
+                r"connection reset|broken pipe|connection refused|no route to host|i/o timeout)", context=True),
+            # Told in words: the build VM cannot be reached over its communicator.
+            Sig("connect", 6, r"(?:can't|cannot|can not|unable to|fails? to|failed to|could not|couldn't|never|"
+                r"not able to) (?:connect|reach|communicate)\w*\W+(?:\w+\W+){0,5}(?:winrm|ssh)\b", context=True),
         ),
         ADVICE_ONLY,
         (

@@ -44,13 +44,20 @@ HRESULT_GENERIC = (
 
 # The patch extensions' wording for a reboot that is needed and was not allowed (aum.reboot_required).
 _PENDING_REBOOT = ("customer-specified reboot setting", "machine is required to reboot", "doesn't allow reboots",
-                   "does not allow reboots")
+                   "does not allow reboots", "reboot required", "reboot is required", "pending reboot",
+                   "reboot pending", "rebootpending", "required to reboot", "reboot status")
 # At machine registration an HRESULT is a communication problem, not an update agent one.
 _REGISTRATION = ("unable to register machine", "registration failed", "worker registration", "registration fail")
 # The Win32-range codes of the guide's HRESULT table (0x8024xxxx codes are Windows Update's own).
 _GUIDE_HRESULTS = r"0x8007(?:0005|0422|2ee2|2efd|2efe|2f8f|0643)"
 # The guide's own Windows Update codes.
 _GUIDE_WU_HRESULTS = r"0x8024(?:402c|401c|402f|001e|002e)"
+
+# Machines (or VMs, servers) that vanished from Update Management's lists.
+_GONE = (rf"(?:machines?|vms?|servers?|computers?|nodes?|hosts?)\W+{WORD}{{0,6}}(?:vanish\w*|disappear\w*|"
+         r"dropped (?:out|off)|went missing|(?:are|is|were|was) (?:gone|missing)|no longer (?:show|appear|list)\w*)\W+"
+         rf"{WORD}{{0,5}}update management|update management\W+{WORD}{{0,8}}(?:machines?|vms?|servers?|computers?)\W+"
+         rf"{WORD}{{0,4}}(?:vanish\w*|disappear\w*|(?:are|is|were|went) missing|no longer (?:show|appear|list)\w*)")
 
 ROWS: tuple[Scenario, ...] = (
     Scenario(
@@ -60,9 +67,14 @@ ROWS: tuple[Scenario, ...] = (
             Sig("failed to enable the update", 10, r"failed to enable the update (?:management )?solution"),
             Sig("update", 6, rf"(?:fail\w*|unable|cannot|can't|couldn't|could not|error)\W+{WORD}{{0,3}}"
                 rf"(?:enabl|onboard)\w*\W+{WORD}{{0,3}}update (?:management|solution)"),
-            Sig("update management", 6, rf"(?:enabl|onboard)\w*\W+{WORD}{{0,2}}update management\W+{WORD}{{0,4}}"
+            Sig("update management", 6, rf"(?:enabl|onboard)\w*\W+{WORD}{{0,4}}update management\W+{WORD}{{0,4}}"
                 r"(?:fail|error)"),
             Sig("disconnected", 3, r"non-?compliant.{0,200}disconnected|disconnected.{0,200}non-?compliant"),
+            # Enabling links the Log Analytics workspace to the Automation account: a link that fails.
+            Sig("automation account", 6, r"workspace\W+(?:\w+\W+){0,4}(?:never|not|can't|cannot|couldn't|could not|"
+                r"fails? to|failed to|won't)\W+(?:be\W+|gets?\W+|get\W+)?link\w*\W+(?:\w+\W+){0,3}automation account|"
+                r"link\w* (?:the |a |my |our )?(?:log analytics )?workspace\W+(?:\w+\W+){0,3}(?:to|with) (?:the |an |"
+                r"my |our )?automation account\W+(?:\w+\W+){0,4}(?:fail|error|not)"),
         ),
         ADVICE_ONLY,
         (
@@ -97,12 +109,22 @@ ROWS: tuple[Scenario, ...] = (
             Sig("data collection stopped due to daily limit", 9),
             Sig("daily limit of free data", 8),
             Sig("daily cap", 5, r"daily cap.{0,80}(?:reached|hit|exceeded)|(?:reached|hit|exceeded).{0,40}daily cap"),
-            Sig("not configured", 5, r"(?:shows?|showing|status|state|appears?|listed)\W+(?:as\W+)?['\"]?"
-                r"not configured"),
+            Sig("not configured", 5, r"(?:shows?|showing|status|state|appears?|listed|marked)\W+(?:(?:them|it|the \w+|"
+                r"all|every \w+)\W+)?(?:as\W+)?['\"]?not configured"),
             Sig("not assessed", 5),
             Sig("update management", 7, rf"(?:machines?|vms?|servers?|computers?|nodes?)\W+{WORD}{{0,5}}{NEGATION}\W+"
                 rf"(?:\w+\W+)?(?:show|appear|list|visible)\w*\W+{WORD}{{0,4}}update management"),
             Sig("update management", 6, r"missing (?:from|in) (?:the )?update management"),
+            # Machines that were listed and are no more: a symptom told in the user's words (anchored on the
+            # verb, so the regex runs only where one is said).
+            *(Sig(verb, 7, _GONE) for verb in ("vanish", "disappear", "no longer", "dropped", "went missing", "gone",
+                                                "missing")),
+            Sig("data", 6, r"\bno\W+(?:\w+\W+){0,2}(?:update|assessment|patch|compliance)\w*\W+(?:\w+\W+)?data\b|"
+                r"(?:update|assessment) data\W+(?:\w+\W+){0,4}(?:never|not|isn't|doesn't|don't) (?:arriv|show|appear|"
+                r"report|come)", unless=("update manager", "periodic assessment"), context=True),
+            # The Linux update agent troubleshooter's table: a check that failed.
+            Sig("| failed |", 7, r"(?:hybrid runbook worker|operations endpoint|registration endpoint|software "
+                r"repositories|log analytics|omsagent|oms agent|os version|tls)[\w ]{0,40}\| failed \|"),
             Sig("heartbeat", 4, r"heartbeat.{0,200}(?:but|yet|however).{0,120}(?:not|no|missing)"),
             # The update agent troubleshooter's output: a check that failed.
             Sig("checkresult", 7, r"checkresult\W+failed"),
@@ -202,8 +224,9 @@ ROWS: tuple[Scenario, ...] = (
         "um.unexplained_reboots", Family.UPDATE, "Unexplained reboots", "node-reboots",
         (
             # A reboot the setting did *not* allow is a pending reboot (aum.reboot_required), not an unexplained one.
-            Sig("reboot", 7, r"never reboot.{0,200}(?:reboot|restart)|(?:reboot|restart)\w*.{0,200}"
-                r"(?:never reboot|reboot (?:setting|option|control)|rebootsetting\W+never|set to never)",
+            # "never rebooted" says the machine did not reboot: the opposite of this scenario.
+            Sig("reboot", 7, r"never reboot(?!ed).{0,200}(?:reboot|restart)|(?:reboot|restart)\w*.{0,200}"
+                r"(?:never reboot(?!ed)|reboot (?:setting|option|control)|rebootsetting\W+never|set to never)",
                 unless=_PENDING_REBOOT),
             Sig("never", 6, r"(?:reboot|restart)\w*\W+(?:\w+\W+){0,5}(?:even though|although|despite)\W+"
                 r"(?:\w+\W+){0,6}never", unless=_PENDING_REBOOT),
@@ -359,9 +382,12 @@ ROWS: tuple[Scenario, ...] = (
         (
             # The guide's table stands alone; any other Windows Update code is ours only in Update
             # Management's or Update Manager's context (Ansible, DSC, Intune drive Windows Update too).
-            Sig("0x802", 8, _GUIDE_WU_HRESULTS, unless=_REGISTRATION),
+            # A bare code of the table is ours in the guide's context; elsewhere Windows Update's (any agent's).
+            Sig("0x802", 8, _GUIDE_WU_HRESULTS, unless=_REGISTRATION, context=True),
+            Sig("0x802", 2.5, _GUIDE_WU_HRESULTS, unless=_REGISTRATION),
             Sig("0x802", 7, r"0x8024[0-9a-f]{4}", unless=_REGISTRATION, context=True),
-            Sig("0x800", 8, _GUIDE_HRESULTS, unless=_REGISTRATION),
+            Sig("0x800", 8, _GUIDE_HRESULTS, unless=_REGISTRATION, context=True),
+            Sig("0x800", 2.5, _GUIDE_HRESULTS, unless=_REGISTRATION),
             # Other Win32 and servicing codes (0x8007000e is out of memory anywhere) need the guide's context.
             Sig("0x800", 3.5, r"0x800(?:7|9|f)[0-9a-f]{4}", unless=_REGISTRATION, context=True),
             Sig("exception from hresult", 8, r"exception from hresult\W{0,3}(?:" + _GUIDE_WU_HRESULTS + "|"

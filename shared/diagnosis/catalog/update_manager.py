@@ -83,6 +83,11 @@ ROWS: tuple[Scenario, ...] = (
             Sig("patchmode", 7, r"patchmode\W{1,6}(?:automaticbyos|manual|imagedefault)\b.{0,200}"
                 r"(?:schedul|maintenance configuration|assign)|(?:schedul|maintenance configuration|assign)\w*"
                 r".{0,200}patchmode\W{1,6}(?:automaticbyos|manual|imagedefault)\b"),
+            # Attaching a schedule to a VM is refused while the VM lacks the prerequisite patch mode.
+            Sig("assignment", 5, r"(?:creat|issu|add|attach|assign)\w*\W+(?:\w+\W+){0,4}(?:maintenance|configuration) "
+                r"assignment.{0,400}(?:fail|error|not allowed|invalid|400|bad ?request|conflict)|"
+                r"(?:maintenance|configuration) assignment\w*\W+(?:\w+\W+){0,4}(?:fail|error)|"
+                r"(?:error|fail\w*)\W+(?:\w+\W+){0,6}(?:maintenance|configuration) assignment", context=True),
             Sig("outside", 8, r"install\w*\W+(?:\w+\W+){0,5}outside\W+(?:the\W+|its\W+|their\W+|our\W+)?"
                 r"(?:maintenance|patch(?:ing)?|scheduled?) window"),
         ),
@@ -180,7 +185,7 @@ ROWS: tuple[Scenario, ...] = (
         A_EXTENSION,
         (
             Sig("extension", 8, r"(?:patch|os) update extension (?:isn't|is not|not|wasn't|was not) installed"),
-            *_extension_sigs(7, r"\W+(?:\w+\W+){0,4}(?:provisioning ?state|status|state)\W+(?:\w+\W+){0,2}"
+            *_extension_sigs(7, r"\W+(?:\w+\W+){0,6}(?:provisioning ?state|status|state)\W+(?:\w+\W+){0,2}"
                                 r"(?:failed|transitioning|unhealthy|error)"),
             Sig("extension", 7, r"extension\W+(?:\w+\W+){0,4}(?:status|state)\W+(?:\w+\W+){0,2}(?:isn't|is not|not) "
                 r"succeeded"),
@@ -440,6 +445,14 @@ ROWS: tuple[Scenario, ...] = (
             Sig("invalidmaintenancewindow", 7),
             Sig("recurrence", 6, r"recurrence\W+(?:\w+\W+){0,6}(?:6 hours|six hours|every 6)", context=True),
             Sig("duration", 5, r"duration\W+(?:\w+\W+){0,8}01:30\W+(?:\w+\W+){0,2}03:55", context=True),
+            # Creating or updating a maintenance configuration rejected by the service (400, invalid, unsupported).
+            Sig("maintenance", 6, r"(?:creat|updat|deploy|sav|submit|put)\w*\W+(?:\w+\W+){0,3}maintenance ?"
+                r"configuration.{0,500}(?:\b400\b|bad ?request|invalid|not valid|not supported|isn't supported|"
+                r"unsupported)|"
+                r"maintenance ?configuration.{0,300}(?:status code '?badrequest|invalidparameter|\b400 bad request)|"
+                r"maintenance (?:scope|subscope|window|duration|recurrence|start ?date ?time)\w*\W+(?:\w+\W+){0,4}"
+                r"(?:is |was |are )?(?:invalid|not valid|not supported|isn't supported|unsupported)",
+                unless=("managedcluster", "control plane", "aks", "node os")),
         ),
         ADVICE_ONLY,
         (

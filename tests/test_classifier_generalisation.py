@@ -1,0 +1,63 @@
+"""Families of evidence that generalise beyond one thread's wording (issue 13): each case is written here,
+not copied from the real corpus, and names the rule it holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.diagnosis.classifier import classify_text
+from shared.diagnosis.structure import os_of
+
+CASES = [
+    # a maintenance configuration the service refuses (400 / invalid / unsupported)
+    ("aum.configuration_invalid", "New-AzMaintenanceConfiguration : Operation returned an invalid status code "
+     "'BadRequest'. Maintenance configuration with InGuestPatch scope must have extension properties."),
+    # machines told to have vanished from Update Management
+    ("um.not_showing", "My Linux VMs disappeared from the Update Management blade last week; the Log Analytics "
+     "agent is still reporting heartbeat."),
+    ("um.not_showing", "Machines are connected to the workspace but Update Management shows them as 'Not configured'."),
+    # the Linux troubleshooter's table
+    ("um.not_showing", "Operations endpoint | Failed | Unable to get the operations endpoint."),
+    # linking the workspace to the Automation account, which enabling does
+    ("um.enable_failed", "The Log Analytics workspace never gets linked to the Automation account, so Update "
+     "Management cannot be enabled for the VMs."),
+    # a reboot still required is no unexplained reboot
+    ("aum.reboot_required", "After the scheduled run in Update Manager the machine shows 'Reboot required' and the "
+     "patches stay pending since the schedule is set to never reboot."),
+    # a build VM unreachable over its communicator, told in words or by a dropped connection
+    ("aib.context_canceled", "Packer can't connect over WinRM to the temporary Windows VM; it keeps waiting for "
+     "WinRM to become available and then times out."),
+    ("aib.context_canceled", "Build 'azure-arm' errored after 2 hours: Error uploading ps script: unknown error Post "
+     "\"https://20.1.2.3:5986/wsman\": read tcp 10.1.0.4:51000->20.1.2.3:5986: wsarecv: An existing connection "
+     "was forcibly closed by the remote host."),
+    # an installer's exit code inside a build
+    ("aib.customizer_failed", "    azure-arm.image: VSIX installation failed with exit code -2146233079.\n"
+     "    azure-arm.image: Waiting 10 seconds before retrying."),
+    ("aib.customizer_failed", "The image template build fails in the PowerShell customizer installing Chocolatey."),
+    # another product's failures stay unknown
+    ("unknown", "az role assignment create --assignee $imgBuilderId --role Contributor\n(AuthorizationFailed) The "
+     "client 'me@contoso.com' does not have authorization to perform action 'Microsoft.Authorization/"
+     "roleAssignments/write' over scope '/subscriptions/s/resourceGroups/aibRG'. Image Builder setup step."),
+    ("unknown", "WinRM connection err: unknown error Post http://127.0.0.1:5985/wsman: read tcp "
+     "127.0.0.1:45978->127.0.0.1:5985: read: connection reset by peer (packer, local hypervisor)"),
+    ("unknown", "WARNING: Send failed with hr = 80072ee2. WinHttp: SendRequestUsingProxy failed for "
+     "<http://mywsus//selfupdate/wuident.cab>. error 0x80072ee2"),
+    ("unknown", "On CentOS the OSPatchingForLinux extension installs fine and reports 'Patching succeeded', yet no "
+     "patches were applied and the machine never rebooted."),
+    # a Windows run is never the Linux package manager's
+    ("unknown", "Update run status: Failed\nMachine: web-01 (Windows Server 2019 Datacenter)\nThe adapter reported "
+     "3 updates failed; capture attached."),
+]
+
+
+@pytest.mark.parametrize(("want", "text"), CASES, ids=[f"{i}-{w}" for i, (w, _) in enumerate(CASES)])
+def test_a_family_of_evidence_names_its_scenario(want: str, text: str) -> None:
+    d = classify_text(text)
+    assert d.scenario == want, (d.scenario, d.confidence, d.alternatives)
+    assert d.evidence
+
+
+def test_the_os_is_read_from_whole_words() -> None:
+    assert os_of("windows server 2019: the adapter captured the output") == "windows"  # "apt" inside words
+    assert os_of("ubuntu 22.04: apt-get failed") == "linux"
+    assert os_of("the run failed") is None
