@@ -1,9 +1,11 @@
 """End to end: Event Grid event in -> diagnosis -> remediation applied on the Azure double -> ledger.
 
 The project's real parts, wired as tests/pipeline_helpers.py wires them: a real Azurite (from
-./node_modules) holds the state tables and the job queue; the local Azure double (its HTTP server
-in this process) answers the unmodified Azure SDK clients; `shared.decisions.pipeline.handle_event` decides
-and enqueues; `shared.decisions.pipeline.handle_job` carries the job out.
+./node_modules) holds the state tables and the job queue; the local Azure double answers the
+unmodified Azure SDK clients from a process of its own (bench/remote_double.py; in Azure that work
+is not the app's: its CPU is reported apart; --in-process-double serves it from this process);
+`shared.decisions.pipeline.handle_event` decides and enqueues; `shared.decisions.pipeline.handle_job`
+carries the job out.
 
 Each scenario gets a fresh double (the sandbox estate plus N copies of the failed template
 `tpl-rhel-noartifacts`: "Builds finished but no artifacts were created", so the remediation is
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import copy
 import logging
 import os
@@ -39,7 +42,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +54,7 @@ if str(ROOT) not in sys.path:
 
 from bench import calls as call_count  # noqa: E402
 from bench._common import OtherWork, machine, machine_line, percentile, table, write_results  # noqa: E402
+from bench.remote_double import RemoteDouble  # noqa: E402
 from sandbox import AzureDouble, Estate, sandbox_estate  # noqa: E402
 from sandbox import server as double_server  # noqa: E402
 from shared.approvals.cards import Notifier  # noqa: E402
@@ -323,6 +327,8 @@ class Rig:
     workdir: Path
     timeout: float
     warnings: WarningCounter
+    remote: bool = True  # the double in a process of its own (bench/remote_double.py)
+    nodelay: bool = True
 
 
 def warm_up(app: App, double: AzureDouble, template_id: str, rig: Rig) -> None:
@@ -432,12 +438,25 @@ def report_calls(calls: dict[str, Any]) -> None:
           f"ARM: {calls['arm_per_event']}; the queue host's receive/delete are the Functions host's, not counted")
 
 
+@contextlib.contextmanager
+def open_double(rig: Rig, names: Sequence[str], latency_ms: int) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh double with copies of the failed template named `names`: in a process of its own
+    (the app's CPU is then its own), or in this one (--in-process-double)."""
+    if rig.remote:
+        with RemoteDouble(names, latency_ms, nodelay=rig.nodelay) as remote:
+            yield remote, list(remote.ids)
+        return
+    with AzureDouble(estate=rig.estate, poll_after=1) as double:
+        ids = bench_templates(double, names)
+        double.faults.set_latency("*", latency_ms)
+        yield double, ids
+
+
 def run_scenario(rig: Rig, scenario: Scenario) -> dict[str, Any]:
     c, n = scenario.concurrency, scenario.events
     tag = uuid.uuid4().hex[:6]
-    with AzureDouble(estate=rig.estate, poll_after=1) as double:
-        ids = bench_templates(double, [f"tpl-bench-{tag}-warmup", *(f"tpl-bench-{tag}-{i:04d}" for i in range(n))])
-        double.faults.set_latency("*", scenario.latency_ms)
+    names = [f"tpl-bench-{tag}-warmup", *(f"tpl-bench-{tag}-{i:04d}" for i in range(n))]
+    with open_double(rig, names, scenario.latency_ms) as (double, ids):
         app = new_app(rig.azurite, double, c, rig.workdir / f"cards-{tag}")
         warm_up(app, double, ids[0], rig)
 
@@ -446,8 +465,9 @@ def run_scenario(rig: Rig, scenario: Scenario) -> dict[str, Any]:
         tracker = Tracker(expected=n)
         deadline = time.perf_counter() + rig.timeout
         listener = threading.Thread(target=listen, args=(app, c, tracker, deadline), name="listener", daemon=True)
-        cpu_py, cpu_azurite = own_cpu_seconds(), cpu_seconds(rig.azurite.pid)
-        others = OtherWork([rig.azurite.pid] if rig.azurite.pid else [])
+        double_pid = getattr(double, "pid", None)
+        cpu_py, cpu_azurite, cpu_double = own_cpu_seconds(), cpu_seconds(rig.azurite.pid), cpu_seconds(double_pid)
+        others = OtherWork([p for p in (rig.azurite.pid, double_pid) if p])
         begin = time.perf_counter()
         listener.start()
         produced = drive(app, events, scenario, tracker, deadline)
@@ -455,6 +475,7 @@ def run_scenario(rig: Rig, scenario: Scenario) -> dict[str, Any]:
         listener.join(timeout=30)
         end = max(tracker.finished.values(), default=time.perf_counter())
         cpu_py, cpu_azurite = own_cpu_seconds() - cpu_py, cpu_seconds(rig.azurite.pid) - cpu_azurite
+        cpu_double = cpu_seconds(double_pid) - cpu_double if double_pid else 0.0
         other_pct = others.percent()
         requests = len(double.requests)
         checked = verify(app, double, by_event, tracker)
@@ -488,7 +509,8 @@ def run_scenario(rig: Rig, scenario: Scenario) -> dict[str, Any]:
         "double_requests_per_event": round(requests / n, 1),
         "cpu_ms_per_event_python": round(cpu_py / n * 1e3, 1),
         "cpu_ms_per_event_azurite": round(cpu_azurite / n * 1e3, 1),
-        "cpu_cores_busy": round((cpu_py + cpu_azurite) / wall, 2),
+        "cpu_ms_per_event_double": round(cpu_double / n * 1e3, 1) if rig.remote else None,
+        "cpu_cores_busy": round((cpu_py + cpu_azurite + cpu_double) / wall, 2),
         "other_work_pct": round(other_pct, 1),
         "verify": checked,
         "event_redeliveries": tracker.event_retries, "job_redeliveries": tracker.job_retries,
@@ -511,6 +533,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[Scenario]]:
     parser.add_argument("--timeout", type=float, default=None, help="seconds per scenario before giving up")
     parser.add_argument("--call-events", type=int, default=None,
                         help="events whose calls are counted by stage (default 10, quick 3)")
+    parser.add_argument("--in-process-double", action="store_true",
+                        help="serve the double from this process (its CPU then counts as the app's)")
     parser.add_argument("--stock-double", action="store_true",
                         help="leave Nagle's algorithm on in the double (adds ~40 ms per request; see double_nodelay)")
     args = parser.parse_args(argv)
@@ -531,20 +555,22 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[Scenario]]:
 def report(results: list[dict[str, Any]], title: str) -> None:
     print(f"\n{title}")
     print(table(["double latency", "conc.", "events", "events/s", "p50 ms", "p90 ms", "p99 ms", "max ms",
-                 "handle_event p50/p99", "queue wait p50/p99", "handle_job p50/p99", "CPU ms/event py+azurite",
+                 "handle_event p50/p99", "queue wait p50/p99", "handle_job p50/p99", "CPU ms/event app+azurite+double",
                  "cores busy", "others %"],
                 [[f"{r['latency_ms']} ms", r["label"], r["events"], f"{r['events_per_s']:.1f}",
                   f"{r['latency_ms_p50']:.0f}", f"{r['latency_ms_p90']:.0f}", f"{r['latency_ms_p99']:.0f}",
                   f"{r['latency_ms_max']:.0f}", f"{r['handle_event_ms_p50']:.0f} / {r['handle_event_ms_p99']:.0f}",
                   f"{r['queue_wait_ms_p50']:.0f} / {r['queue_wait_ms_p99']:.0f}",
                   f"{r['handle_job_ms_p50']:.0f} / {r['handle_job_ms_p99']:.0f}",
-                  f"{r['cpu_ms_per_event_python']:.0f} + {r['cpu_ms_per_event_azurite']:.0f}",
+                  f"{r['cpu_ms_per_event_python']:.0f} + {r['cpu_ms_per_event_azurite']:.0f} + "
+                  + (f"{r['cpu_ms_per_event_double']:.0f}" if r["cpu_ms_per_event_double"] is not None else "(in app)"),
                   f"{r['cpu_cores_busy']:.2f}", f"{r['other_work_pct']:.0f}"] for r in results],
                 align="lrrrrrrrrrrrrr"))
     print("latency = handle_event + queue wait + handle_job (from the event's arrival). Burst rows deliver all events "
           "as fast as C\nproducers can, so their latency is mostly queueing behind the backlog; the serial row is one "
           "event alone; the\npaced row is events arriving steadily below capacity (latency under load). "
-          "cores busy: this process + Azurite;\nothers %: CPU used by other processes on the machine meanwhile "
+          "cores busy: this process + Azurite + the double;\nothers %: CPU used by other processes meanwhile "
+          "meanwhile "
           "(over ~15%, the row is skewed).")
     print("\nverification (per scenario: every event exactly one applied change and completed ledger entries)")
     print(table(["double latency", "conc.", "events", "POST run 2xx", "templates run once", "event: completed",
@@ -583,7 +609,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         azurite = Azurite(Path(tmp) / "azurite")
         azurite.start()
-        rig = Rig(sandbox_estate(), azurite, Path(tmp), args.timeout or (40.0 if args.quick else 240.0), warnings)
+        rig = Rig(sandbox_estate(), azurite, Path(tmp), args.timeout or (40.0 if args.quick else 240.0), warnings,
+                  remote=not args.in_process_double, nodelay=nodelay)
         try:
             calls = count_calls(rig, args.call_events or (3 if args.quick else 10))
             for scenario in scenarios:

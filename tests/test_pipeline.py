@@ -134,7 +134,10 @@ def test_round_trips_one_failed_build_costs_three_template_reads_and_one_run(app
     tpl = double.refs["template:tpl-rhel-noartifacts"]
     double.clear_requests()
     handle_event(arm_failure_event(tpl), app)
-    reads = lambda: sum(tpl.lower() in r.path.lower() for r in double.requests_for("imageTemplates.get", "GET"))  # noqa: E731
+
+    def reads() -> int:
+        return sum(tpl.lower() in r.path.lower() for r in double.requests_for("imageTemplates.get", "GET"))
+
     assert reads() == 1, "the event's enrichment and its plan read the template once"
     [summary] = drain(app)
     assert summary["result"] == "applied"
