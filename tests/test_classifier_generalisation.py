@@ -44,6 +44,9 @@ CASES = [
      "<http://mywsus//selfupdate/wuident.cab>. error 0x80072ee2"),
     ("unknown", "On CentOS the OSPatchingForLinux extension installs fine and reports 'Patching succeeded', yet no "
      "patches were applied and the machine never rebooted."),
+    # Ansible's win_updates names its own PowerShell function in its traces (ansible/ansible issues 25499, 26238)
+    ("unknown", "msg: Searching for updates failed\nerror  Exception calling \"Search\" with \"1\" argument(s): "
+     "\"Exception from HRESULT: 0x8024402C\"\nlocation  at DoWindowsUpdate, <No file>: line 72"),
     # a Windows run is never the Linux package manager's
     ("unknown", "Update run status: Failed\nMachine: web-01 (Windows Server 2019 Datacenter)\nThe adapter reported "
      "3 updates failed; capture attached."),

@@ -49,7 +49,9 @@ OWN_CONTEXT: dict[Family, tuple[str, ...]] = {
 # name -> (marker words, the families whose scenarios it disowns)
 FOREIGN: dict[str, tuple[tuple[str, ...], frozenset[Family]]] = {
     "ansible": (("fatal: [", "unreachable! =>", "ansible", "win_updates", "failed to search for "
-                 "updates", "\"changed\": false", "'changed': false"), frozenset(Family)),
+                 "updates", "\"changed\": false", "'changed': false",
+                 # win_updates' own PowerShell function, named in its stack traces
+                 "at dowindowsupdate"), frozenset(Family)),
     "chef": (("mixlib::", "cookbook", "recipe: "), frozenset(Family)),
     "puppet": (("puppet",), frozenset(Family)),
     "salt": (("salt-minion", "salt.states", "saltstack"), frozenset(Family)),
