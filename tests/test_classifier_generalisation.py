@@ -47,6 +47,15 @@ CASES = [
     # Ansible's win_updates names its own PowerShell function in its traces (ansible/ansible issues 25499, 26238)
     ("unknown", "msg: Searching for updates failed\nerror  Exception calling \"Search\" with \"1\" argument(s): "
      "\"Exception from HRESULT: 0x8024402C\"\nlocation  at DoWindowsUpdate, <No file>: line 72"),
+    # a code of the guide's table, thrown by some other Windows Update client with no context of ours
+    ("unknown", "Install-KbUpdate : Exception from HRESULT: 0x8024401C\nOperationStopped: (:) [], COMException"),
+    # the Compute API's own patch operation is Update Manager's context (assessPatches' result fields)
+    ("um.hresult", "az vm assess-patches -g rg -n vm1\n{\"status\": \"Failed\", \"assessmentActivityId\": \"1\", "
+     "\"error\": {\"details\": [{\"code\": \"PACKAGE_LIST_FAILURE\", \"message\": \"Exception from HRESULT: "
+     "0x8024402C\"}]}}"),
+    # an AKS node image (publisher microsoft-aks) missing on a cluster upgrade is AKS's, not an image build's
+    ("unknown", "Code=\"PlatformImageNotFound\" Message=\"The platform image 'microsoft-aks:aks:aks-ubuntu-1804-2020:"
+     "2020.01.01' is not available. Verify that all fields in the storage profile are correct.\""),
     # a Windows run is never the Linux package manager's
     ("unknown", "Update run status: Failed\nMachine: web-01 (Windows Server 2019 Datacenter)\nThe adapter reported "
      "3 updates failed; capture attached."),

@@ -43,6 +43,9 @@ OWN_CONTEXT: dict[Family, tuple[str, ...]] = {
         "softwareupdatemanagement", "microsoft.cplat.core", "maintenance window", "update compliance",
         "scheduled patching", "patching schedule", "patch schedule", "microsoft monitoring agent",
         "log analytics agent", "enableautomaticupdates",
+        # The Compute API's own patch operations and their result fields (assessPatches / installPatches).
+        "assess-patches", "install-patches", "assesspatches", "installpatches", "assessmentactivityid",
+        "installationactivityid", "windows update api failed",
     ),
 }
 
@@ -63,7 +66,9 @@ FOREIGN: dict[str, tuple[tuple[str, ...], frozenset[Family]]] = {
     "terraform": (("terraform", "azurerm_"), frozenset(Family)),
     "pulumi": (("pulumi", "azure-native:"), frozenset(Family)),
     "kubernetes": (("kubectl", "kubernetes", "kubelet", "k8s", "controller-runtime", "openshift", "nodepool",
-                    "aks cluster", "pod disruption", "capz"),
+                    "aks cluster", "pod disruption", "capz",
+                    # AKS node images (publisher microsoft-aks, offers aks-ubuntu-*, aks-windows-*)
+                    "microsoft-aks", "aks-ubuntu", "aks-windows", "aks-engine"),
                    frozenset(Family)),
     "intune": (("intune", "autopilot", "enrollment status page", "intunewin", "memcm"), frozenset({Family.UPDATE})),
     "kaspersky": (("kaspersky", "nagent", "csadminkit"), frozenset({Family.UPDATE})),

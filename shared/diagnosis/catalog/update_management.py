@@ -390,8 +390,13 @@ ROWS: tuple[Scenario, ...] = (
             Sig("0x800", 2.5, _GUIDE_HRESULTS, unless=_REGISTRATION),
             # Other Win32 and servicing codes (0x8007000e is out of memory anywhere) need the guide's context.
             Sig("0x800", 3.5, r"0x800(?:7|9|f)[0-9a-f]{4}", unless=_REGISTRATION, context=True),
+            # The same exception with no Update Management or Update Manager context is any Windows Update
+            # client's (Ansible's win_updates, kbupdate, Packer's windows-update): a weak hint only.
             Sig("exception from hresult", 8, r"exception from hresult\W{0,3}(?:" + _GUIDE_WU_HRESULTS + "|"
-                + _GUIDE_HRESULTS + ")", unless=_REGISTRATION),
+                + _GUIDE_HRESULTS + ")", unless=_REGISTRATION, context=True),
+            # The guide's own message for a disabled Windows Update service (0x80070422) stands alone.
+            Sig("the service cannot be started", 8, r"the service cannot be started, either because it is disabled"
+                r".{0,120}0x80070422", unless=_REGISTRATION),
             Sig("exception from hresult", 7, r"exception from hresult\W{0,3}0x8024", unless=_REGISTRATION,
                 context=True),
             Sig("hresult", 3.5, context=True),
