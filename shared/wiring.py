@@ -17,7 +17,7 @@ from typing import Any
 
 from remediations.context import Context
 from shared.approvals.cards import Notifier
-from shared.decisions.policy import Policy
+from shared.decisions.policy import GLOBAL_SCOPE, Policy
 from shared.state.approvals import Approvals
 from shared.state.audit import Audit
 from shared.state.counters import Counters
@@ -28,6 +28,7 @@ from shared.state.operations import Operations
 from shared.state.tables import StateStore
 
 APPROVAL_TTL = timedelta(hours=24)
+BUDGET_SHARDS = 8  # rows of the fleet's hourly budget (Counters: each holds a fixed share of the limit)
 log = logging.getLogger("remediator.bootstrap")
 
 
@@ -77,7 +78,8 @@ class App:
 
     @cached_property
     def counters(self) -> Counters:
-        return Counters(self.store)
+        # every change spends the fleet's hour: spread over shards, concurrent takers rarely collide
+        return Counters(self.store, shards={GLOBAL_SCOPE: BUDGET_SHARDS})
 
     @cached_property
     def operations(self) -> Operations:

@@ -107,6 +107,31 @@ def test_idempotency_counters_of_several_instances_share_one_limit(store: StateS
     assert workers[2].count("global", "hour") == 10
 
 
+def test_idempotency_sharded_budget_of_several_instances_never_exceeds_its_limit(store: StateStore,
+                                                                              clock: FakeClock) -> None:
+    """The fleet's hour split over 4 rows (Counters' shards): 3 instances and 40 racing changes
+    still take exactly the limit, and a change is refused only once all shards are spent."""
+    workers = [Counters(store, now=clock, shards={"global": 4}) for _ in range(3)]
+    taken = race(40, lambda i: workers[i % 3].take_all([(f"target:vm{i}", "day", 5), ("global", "hour", 10)]))
+    assert sum(t is None for t in taken) == 10
+    assert all(t in (None, 1) for t in taken)  # refused by the fleet's budget, never by a target's
+    assert [w.count("global", "hour") for w in workers] == [10, 10, 10]
+    assert not workers[0].take("global", "hour", 10)
+    # one instance alone spends every shard before it refuses: no share of the limit is stranded
+    lone = Counters(store, now=clock, shards={"global": 4})
+    assert [lone.take("global", "day", 6) for _ in range(7)] == [True] * 6 + [False]
+    assert lone.count("global", "day") == 6
+
+
+def test_idempotency_sharded_budget_smaller_than_its_shards(store: StateStore, clock: FakeClock) -> None:
+    """A limit under the shard count leaves some shards no share: the limit still holds exactly."""
+    counters = Counters(store, now=clock, shards={"global": 8})
+    taken = race(12, lambda _: counters.take("global", "hour", 3))
+    assert taken.count(True) == 3
+    assert counters.count("global", "hour") == 3
+    assert not counters.take("global", "hour", 0)
+
+
 def test_idempotency_counters_count_exactly_below_limit(store: StateStore, clock: FakeClock) -> None:
     counters = Counters(store, now=clock)
     taken = race(24, lambda _: counters.take("global", "hour", 1000))

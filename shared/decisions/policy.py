@@ -18,6 +18,8 @@ from typing import Literal, Protocol
 from shared.core.domain import Mode
 
 TAG = "remediator-mode"
+# The fleet-wide hourly budget every automatic change spends (a hot row: Counters shards it).
+GLOBAL_SCOPE = "global"
 Window = Literal["hour", "day"]
 
 
@@ -136,7 +138,7 @@ class Policy:
         target's slot (budgets err on the side of fewer changes)."""
         budgets: list[tuple[str, Window, int]] = [(f"target:{target.lower()}", "day",
                                                     self.max_changes_per_target_per_day),
-                                                   ("global", "hour", self.max_changes_per_hour)]
+                                                   (GLOBAL_SCOPE, "hour", self.max_changes_per_hour)]
         take_all = getattr(budget, "take_all", None)
         if take_all is not None:  # both in one transaction where the store can (Table Storage)
             refused = take_all(budgets)
