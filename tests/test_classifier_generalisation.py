@@ -59,6 +59,26 @@ CASES = [
     # a Windows run is never the Linux package manager's
     ("unknown", "Update run status: Failed\nMachine: web-01 (Windows Server 2019 Datacenter)\nThe adapter reported "
      "3 updates failed; capture attached."),
+    # a provisioner that printed an error after Packer began it is the customizer that failed (guide: Packer
+    # build command failure; a builder's own errors read "ERROR: -> <code>" instead)
+    ("aib.customizer_failed", "==> azure-arm.img: Provisioning with shell script: ./scripts/install-tools.sh\n"
+     "    azure-arm.img: Reading package lists...\n    azure-arm.img: E: Unable to locate package contoso-tools"),
+    ("aib.customizer_failed", "==> azure-arm: Provisioning with powershell script: C:/build/Install-Agent.ps1\n"
+     "    azure-arm: Install-Agent : The download of agent.msi failed after 3 attempts"),
+    ("aib.customizer_failed", "==> azure-arm: dpkg: error: dpkg frontend is locked by another process"),
+    # a package manager's error or .NET's TLS error with no update run around it is any tool's
+    ("unknown", "$ sudo yum -y install git\nLoaded plugins: fastestmirror\nError: rpmdb open failed"),
+    ("unknown", "failed: [web1] (item=nginx) => {\"msg\": \"E: dpkg was interrupted, you must manually run "
+     "'sudo dpkg --configure -a' to correct the problem.\", \"rc\": 100}"),
+    ("unknown", "Invoke-RestMethod : The underlying connection was closed: The client and server cannot "
+     "communicate, because they do not possess a common algorithm."),
+    # the worker's registration message names Update Management's own step
+    ("um.cannot_communicate", "Unable to Register Machine for Patch Management, Registration Failed with Exception "
+     "System.ComponentModel.Win32Exception: The client and server cannot communicate, because they do not "
+     "possess a common algorithm"),
+    # words of ours between CJK brackets are words of their own
+    ("um.superseded_missing", "Update Management の結果で、置き換え済み（superseded）の更新が"
+     "「不足」(missing) と表示されます。"),
 ]
 
 

@@ -7,6 +7,7 @@ in clear text.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import urllib.request
@@ -77,6 +78,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         raise RedirectRefused(f"redirect to {args[-1]!r} not followed")
 
 
+@functools.cache
 def no_redirect_opener() -> urllib.request.OpenerDirector:
-    """For outbound fetches whose host was checked: a redirect would skip that check."""
+    """For outbound fetches whose host was checked: a redirect would skip that check. Built once
+    (its handlers keep no per-request state): building one costs more than a loopback fetch."""
     return urllib.request.build_opener(_NoRedirect)

@@ -72,7 +72,13 @@ _ESCAPES = (
     ("\\r\\n", "\n"), ("\\n", "\n"), ("\\t", " "), ('\\"', '"'), ("\\u0027", "'"), ("\\u0022", '"'),
     ("\\u003c", "<"), ("\\u003e", ">"), ("\\u0026", "&"), ("\\/", "/"),
 )
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ", "\r": ""})
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ", "\r": "",
+                         # CJK punctuation (full-width brackets, quotes, commas, stops): a word of ours written
+                         # between them (「...」, （superseded）) is a word of its own, as between ASCII ones
+                         "\u3000": " ", "\u3001": ",", "\u3002": ".", "\u300c": '"', "\u300d": '"',
+                         "\u300e": '"', "\u300f": '"', "\u3010": "[", "\u3011": "]", "\uff08": "(",
+                         "\uff09": ")", "\uff0c": ",", "\uff1a": ":", "\uff1b": ";", "\uff01": "!",
+                         "\uff1f": "?"})
 _HRESULT = re.compile(r"0x[0-9a-f]{8}", re.IGNORECASE)
 _TELEMETRY_START = "(telemetry) starting provisioner "
 _TELEMETRY_END = "(telemetry) ending "

@@ -41,11 +41,13 @@ OWN_CONTEXT: dict[Family, tuple[str, ...]] = {
         "microsoft.automation", "guest patch", "vmguestpatch", "patch orchestration", "periodic assessment",
         "patch extension", "maintenance run", "update run", "patch installation", "assessment fail",
         "softwareupdatemanagement", "microsoft.cplat.core", "maintenance window", "update compliance",
-        "scheduled patching", "patching schedule", "patch schedule", "microsoft monitoring agent",
+        "scheduled patching", "patching schedule", "patch schedule", "patch run", "microsoft monitoring agent",
         "log analytics agent", "enableautomaticupdates",
         # The Compute API's own patch operations and their result fields (assessPatches / installPatches).
         "assess-patches", "install-patches", "assesspatches", "installpatches", "assessmentactivityid",
         "installationactivityid", "windows update api failed",
+        # The Hybrid Runbook Worker's registration message ("Unable to Register Machine for Patch Management").
+        "machine for patch management",
     ),
 }
 
@@ -54,7 +56,9 @@ FOREIGN: dict[str, tuple[tuple[str, ...], frozenset[Family]]] = {
     "ansible": (("fatal: [", "unreachable! =>", "ansible", "win_updates", "failed to search for "
                  "updates", "\"changed\": false", "'changed': false",
                  # win_updates' own PowerShell function, named in its stack traces
-                 "at dowindowsupdate"), frozenset(Family)),
+                 "at dowindowsupdate",
+                 # a task's loop item that failed ("failed: [host] (item=...) => {...}")
+                 "(item=", "failed: [localhost]"), frozenset(Family)),
     "chef": (("mixlib::", "cookbook", "recipe: "), frozenset(Family)),
     "puppet": (("puppet",), frozenset(Family)),
     "salt": (("salt-minion", "salt.states", "saltstack"), frozenset(Family)),

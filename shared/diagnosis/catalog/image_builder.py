@@ -152,6 +152,14 @@ ROWS: tuple[Scenario, ...] = (
             # A package manager locked by the build VM's own first-boot updates.
             Sig("could not get lock", 6, context=True),
             Sig("frontend lock", 6, r"dpkg frontend lock|lock-frontend", context=True),
+            Sig("frontend is locked", 6, context=True),
+            # Packer's log of a provisioner (shell, PowerShell, ...) that printed an error after it began: the
+            # step that failed is that customizer (a builder's own errors read "error: -> <code>").
+            Sig("provisioning with", 6, r"provisioning with (?:shell|powershell|windows|ansible|file)\b.{0,1500}?"
+                r"(?:\be: |dpkg: error|\berror\b(?!: ->)|\bfailed\b|not recognized as the name|exception|\[-\] )",
+                context=True),
+            # apt's own error lines ("E: ...") printed in an azure-arm build's output.
+            Sig("azure-arm", 6, r"==> [\w.-]*azure-arm[\w.-]*: (?:e: |dpkg: error)"),
             # not the wrapper's own "which build/customization step failed"
             Sig("customiz", 6, r"(?<!build/)(?<!\bno )customi[sz](?:er|ation)\W+(?:\w+\W+){0,4}(?:fail|error)"),
             Sig("customiz", 6, r"(?:fail\w*|error)\W+(?:\w+\W+){0,6}(?:in|from|during|at) the (?:\w+\W+){0,2}"

@@ -91,7 +91,7 @@ ROWS: tuple[Scenario, ...] = (
         "scenario-superseded-update-indicated-as-missing-in-update-management",
         (
             Sig("supersed", 8, r"supersed\w*.{0,160}(?:missing|needed|required|not installed|non-?compliant|"
-                r"applicable|shows? (?:up|as))|(?:missing|needed|required|applicable).{0,160}supersed"),
+                r"applicable|shows? (?:up|as))|(?:missing|needed|required|applicable).{0,160}supersed", context=True),
             Sig("supersed", 4),
         ),
         ADVICE_ONLY,
@@ -317,7 +317,8 @@ ROWS: tuple[Scenario, ...] = (
         "um.cannot_communicate", Family.UPDATE, "Machine can't communicate with the service",
         "machine-unable-to-communicate",
         (
-            Sig("do not possess a common algorithm", 9),
+            # .NET's TLS failure: any client's; the worker's where the text is Update Management's.
+            Sig("do not possess a common algorithm", 9, context=True),
             Sig("error parsing positive infinity value", 9),
             Sig("not issued by a certificate authority used for microsoft services", 9),
             Sig("intercepts tls/ssl", 7),
@@ -440,13 +441,15 @@ ROWS: tuple[Scenario, ...] = (
             Sig("repomd.xml", 6, context=True),
             Sig("job was suspended", 6, context=True),
             Sig("unmet dependencies", 8),
-            Sig("fix-broken", 7),
+            # A package manager's own errors: any tool's that drives it, ours where the text is an update run's.
+            Sig("fix-broken", 7, context=True),
             Sig("dependenc", 7, r"dependenc\w+.{0,80}(?:not resolved|unresolved|could not be resolved|unmet|"
-                r"missing|conflict)|(?:unresolved|unmet|missing|broken|conflicting)\W+(?:\w+\W+){0,2}dependenc"),
+                r"missing|conflict)|(?:unresolved|unmet|missing|broken|conflicting)\W+(?:\w+\W+){0,2}dependenc",
+                context=True),
             Sig("omsupdatemgmt.log", 6),
-            Sig("rpmdb", 6),
-            Sig("depsolv", 7),
-            Sig("error: package", 5),
+            Sig("rpmdb", 6, context=True),
+            Sig("depsolv", 7, context=True),
+            Sig("error: package", 5, context=True),
         ),
         (ref("exclude-failed-packages", Mode.APPROVAL),),
         (
