@@ -138,6 +138,7 @@ def app() -> App:
             from shared.core import telemetry
 
             telemetry.configure()
+            telemetry.quiet_sdk_http_logs()
             _APP = App.from_env()
         return _APP
 

@@ -87,3 +87,27 @@ def test_without_a_connection_string_nothing_is_configured_or_imported() -> None
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_the_sdks_per_request_logs_stay_quiet_unless_asked_for(store: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """azure-core's HttpLoggingPolicy logs every request at INFO (URL and headers): with the app's
+    wiring they are kept to warnings; REMEDIATOR_SDK_HTTP_LOGS=1 brings them back."""
+    import logging
+
+    from shared.core import telemetry
+    from shared.state.tables import get_row
+
+    sdk = logging.getLogger(telemetry.SDK_HTTP_LOGGER)
+    before = sdk.level
+    try:
+        with caplog.at_level(logging.INFO):
+            assert telemetry.quiet_sdk_http_logs({})
+            get_row(store.table("ledger"), "pk", "rk")
+            quiet = [r for r in caplog.records if r.name == telemetry.SDK_HTTP_LOGGER]
+            assert not telemetry.quiet_sdk_http_logs({"REMEDIATOR_SDK_HTTP_LOGS": "1"})
+            get_row(store.table("ledger"), "pk", "rk")
+            loud = [r for r in caplog.records if r.name == telemetry.SDK_HTTP_LOGGER]
+    finally:
+        sdk.setLevel(before)
+    assert quiet == []
+    assert any("Request URL" in r.getMessage() for r in loud)
