@@ -79,6 +79,15 @@ CASES = [
     # words of ours between CJK brackets are words of their own
     ("um.superseded_missing", "Update Management の結果で、置き換え済み（superseded）の更新が"
      "「不足」(missing) と表示されます。"),
+    # Packer's epilogue is no diagnosis when the log names the error that ended the build (guide: "Builds
+    # finished but no artifacts were created" is the wait for Azure resources that timed out)
+    ("unknown", "==> azure-arm: Running builder ...\nBuild 'azure-arm' errored after 3 seconds: the vnet "
+     "'build-vnet' has no subnet 'packer'\n\n==> Some builds didn't complete successfully and had errors:\n"
+     "--> azure-arm: the vnet 'build-vnet' has no subnet 'packer'\n\n==> Builds finished but no artifacts were "
+     "created."),
+    ("aib.no_artifacts", "Build 'azure-arm' errored: Future#WaitForCompletion: context has been cancelled: "
+     "StatusCode=200 -- Original Error: context deadline exceeded\n==> Builds finished but no artifacts were "
+     "created."),
 ]
 
 

@@ -415,6 +415,20 @@ class _Facts:
 _REGION_MARKS = ("some builds didn't complete successfully", "errored:", "errored after")
 
 
+_BUILD_ERROR = re.compile(r"errored(?: after [^:]{0,60})?: (.{3,160}?)(?= ==> | --> | \[[0-9a-f-]{36}\] |$)")
+_BUILD_SUMMARY = re.compile(r"--> [\w.:-]+: (.{3,160}?)(?= ==> | --> |$)")
+
+
+def _build_error(flat: str, region: int) -> str | None:
+    """The error a Packer build ended on: its last `Build 'x' errored[ after t]: <error>` line, else the
+    `--> x: <error>` summary of its decisive lines."""
+    last = flat.rfind("errored")
+    found = _BUILD_ERROR.match(flat, last) if last >= 0 else None
+    if found is None:
+        found = _BUILD_SUMMARY.search(flat, region)
+    return found.group(1).strip() if found is not None else None
+
+
 def _decisive_region(flat: str) -> int:
     """Where a Packer log's decisive error lines start (its last `Build 'x' errored` / `-->` summary),
     or -1 when the text has none."""
@@ -533,6 +547,10 @@ def classify(failure: Failure) -> Diagnosis:
             ranked = [specific] + [r for r in results if r is not specific]
             results = [specific] + [r for r in results if not r.generic and r is not specific]
     win = results[0]
+    if win.generic and facts.region >= 0 and (ended := _build_error(flat, facts.region)) is not None:
+        # Packer's epilogue ("no artifacts were created", "build command has failed") says only that the
+        # build failed; the log names the error that ended it, and no scenario explains that error.
+        return _unknown(failure, ranked, f"the build ended on an error no scenario of the guide explains: {ended}")
     runner_up = results[1].score if len(results) > 1 else 0.0
     family = SCENARIOS[win.row].family
     # Only a decisive code of ours read from the structure counts as structural evidence.
