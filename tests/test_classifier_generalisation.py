@@ -88,6 +88,11 @@ CASES = [
     ("aib.no_artifacts", "Build 'azure-arm' errored: Future#WaitForCompletion: context has been cancelled: "
      "StatusCode=200 -- Original Error: context deadline exceeded\n==> Builds finished but no artifacts were "
      "created."),
+    # enabling Update Management told the other way round, or as the Updates solution's failed deployment
+    # (guide: "Failed to enable the Update solution"; enabling deploys Microsoft.OperationsManagement/solutions)
+    ("um.enable_failed", "Update Management could not be enabled for the new scale of VMs in westeurope."),
+    ("um.enable_failed", "Deployment failed for /subscriptions/s/resourceGroups/rg/providers/"
+     "Microsoft.OperationsManagement/solutions/Updates(ws-prod): RequestDisallowedByPolicy"),
 ]
 
 

@@ -69,6 +69,14 @@ ROWS: tuple[Scenario, ...] = (
                 rf"(?:enabl|onboard)\w*\W+{WORD}{{0,3}}update (?:management|solution)"),
             Sig("update management", 6, rf"(?:enabl|onboard)\w*\W+{WORD}{{0,4}}update management\W+{WORD}{{0,4}}"
                 r"(?:fail|error)"),
+            # the same told the other way round ("Update Management could not be enabled on ...")
+            Sig("update", 6, rf"update (?:management|solution)\W+{WORD}{{0,4}}(?:could not|couldn't|cannot|can't|"
+                r"fail\w*(?: to)?|won't|will not|unable to)\W+(?:be\W+)?(?:enabl|onboard|add|deploy|install)"),
+            Sig("enablement", 5, r"(?:enablement|onboarding)\W+(?:\w+\W+){0,3}(?:fail|error|stuck|did not|didn't)",
+                context=True),
+            # Enabling deploys the workspace's Updates solution (Microsoft.OperationsManagement/solutions/Updates(ws)).
+            Sig("solutions/updates(", 7, r"solutions/updates\(.{0,300}(?:fail|error|denied|disallowed|conflict)|"
+                r"(?:fail|error|denied|disallowed).{0,300}solutions/updates\("),
             Sig("disconnected", 3, r"non-?compliant.{0,200}disconnected|disconnected.{0,200}non-?compliant"),
             # Enabling links the Log Analytics workspace to the Automation account: a link that fails.
             Sig("automation account", 6, r"workspace\W+(?:\w+\W+){0,4}(?:never|not|can't|cannot|couldn't|could not|"
