@@ -17,11 +17,11 @@ from shared.diagnosis.catalog import BY_ID
 from shared.diagnosis.classifier import classify_text
 from tests.conftest import contract_ids
 
-# The bar is 0.90 for both and is NOT met on the grown test split (2026-12-03, 269 lines, measured
-# once per corpus change, never tuned on: exact 78.4%, negatives kept unknown 88.7%). The gates hold what
-# was measured, rounded down, so nothing falls back; raise them as the classifier improves.
-FLOOR = 0.88  # negatives kept unknown on test
-EXACT_FLOOR = 0.78
+# The bar is 0.90 for both: on the grown test split (2026-12-03, 311 lines, measured once per
+# corpus change, never tuned on) negatives kept unknown 90.9% meets it, exact 81.4% does NOT. The gates hold
+# what was measured, rounded down, so nothing falls back; raise them as the classifier improves.
+FLOOR = 0.90  # negatives kept unknown on test
+EXACT_FLOOR = 0.81
 KEYS = {"text", "label", "source", "service", "kind"}
 
 

@@ -153,11 +153,11 @@ ROWS: tuple[Scenario, ...] = (
             Sig("could not get lock", 6, context=True),
             Sig("frontend lock", 6, r"dpkg frontend lock|lock-frontend", context=True),
             Sig("frontend is locked", 6, context=True),
-            # Packer's log of a provisioner (shell, PowerShell, ...) that printed an error after it began: the
+            # An azure-arm build's provisioner (shell, PowerShell, ...) that printed an error after it began: the
             # step that failed is that customizer (a builder's own errors read "error: -> <code>").
-            Sig("provisioning with", 6, r"provisioning with (?:shell|powershell|windows|ansible|file)\b.{0,1500}?"
-                r"(?:\be: |dpkg: error|\berror\b(?!: ->)|\bfailed\b|not recognized as the name|exception|\[-\] )",
-                context=True),
+            Sig("provisioning with", 6, r"(?:azure-arm[\w.-]*|packer out ==> [\w.-]+): provisioning with (?:shell|"
+                r"powershell|windows|ansible|file)\b.{0,1500}?(?:\be: |dpkg: error|\berror\b(?!: ->)|\bfailed\b|"
+                r"not recognized as the name|exception|\[-\] )"),
             # apt's own error lines ("E: ...") printed in an azure-arm build's output.
             Sig("azure-arm", 6, r"==> [\w.-]*azure-arm[\w.-]*: (?:e: |dpkg: error)"),
             # not the wrapper's own "which build/customization step failed"

@@ -448,8 +448,9 @@ ROWS: tuple[Scenario, ...] = (
                 r"(?:return|exit)\w* code", context=True),
             Sig("repomd.xml", 6, context=True),
             Sig("job was suspended", 6, context=True),
-            Sig("unmet dependencies", 8),
-            # A package manager's own errors: any tool's that drives it, ours where the text is an update run's.
+            # A package manager's own errors: any tool's that drives it (a Dockerfile's, a configuration tool's),
+            # ours where the text is an update run's.
+            Sig("unmet dependencies", 8, context=True),
             Sig("fix-broken", 7, context=True),
             Sig("dependenc", 7, r"dependenc\w+.{0,80}(?:not resolved|unresolved|could not be resolved|unmet|"
                 r"missing|conflict)|(?:unresolved|unmet|missing|broken|conflicting)\W+(?:\w+\W+){0,2}dependenc",
