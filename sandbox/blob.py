@@ -1,9 +1,11 @@
 """Blob storage, read side: GET/HEAD {url}/blob/{account}/{container}/{path} (Get Blob).
 
 Answers as Azure Storage does: the bytes with Content-Length, Content-Type, ETag, Last-Modified,
-`x-ms-blob-type: BlockBlob`; `Range` / `x-ms-range` (`bytes=a-b`, `bytes=a-`, `bytes=-n`) -> 206 with
-Content-Range; an unsatisfiable range -> 416; errors as Storage's XML body with `x-ms-error-code`
-(BlobNotFound, ContainerNotFound, InvalidRange, NoAuthenticationInformation).
+`x-ms-blob-type: BlockBlob`; `Range` / `x-ms-range` in the two formats the service documents (`bytes=a-`,
+`bytes=a-b`: "Specifying the range header for Blob service operations") -> 206 with Content-Range; no suffix
+range (`bytes=-n`: not a format the service accepts, read as no range); an unsatisfiable range -> 416 with
+`Content-Range: bytes */size`; errors as Storage's XML body with `x-ms-error-code` (BlobNotFound,
+ContainerNotFound, InvalidRange, NoAuthenticationInformation).
 """
 
 from __future__ import annotations
@@ -37,12 +39,9 @@ def unauthenticated(tenant_id: str) -> Response:
 
 def _range(header: str, size: int) -> tuple[int, int] | str | None:
     """(start, end) inclusive; None for no range; "bad" when unsatisfiable."""
-    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
-    if not match or (not match.group(1) and not match.group(2)):
-        return None  # Storage ignores a malformed Range and returns the whole blob
-    if not match.group(1):
-        length = int(match.group(2))
-        return (max(size - length, 0), size - 1) if length and size else "bad"
+    match = re.fullmatch(r"\s*bytes=(\d+)-(\d*)\s*", header)
+    if not match:
+        return None  # a malformed or suffix range is no range: the whole blob
     start = int(match.group(1))
     end = int(match.group(2)) if match.group(2) else size - 1
     if start >= size or end < start:
