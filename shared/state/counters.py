@@ -83,7 +83,8 @@ class Counters:
     `shards`, its bucket is split into that many rows, each holding a fixed share of the limit
     (`allotment`). A thread keeps to its own shard, so concurrent takers rarely meet; when its shard
     is spent the rows are read and another with room is taken; the change is refused only when the
-    rows together reached the limit. The sum never exceeds the limit."""
+    rows together reached the limit. The sum never exceeds the limit (a limit lowered within a window
+    may still count up to the old one there: shards filled before the change keep their counts)."""
 
     def __init__(self, store: StateStore, *, now: Clock = utcnow, attempts: int = ATTEMPTS,
                  shards: Mapping[str, int] | None = None) -> None:
