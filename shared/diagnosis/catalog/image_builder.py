@@ -95,7 +95,9 @@ ROWS: tuple[Scenario, ...] = (
                 r"(?:that|the|this|source|gallery) version)"),
             Sig("image", 7, rf"(?:source|base|platform|marketplace|gallery)\W+image\W+{WORD}{{0,8}}(?:not found|"
                 r"was not found|does not exist|doesn't exist|could not be found|cannot be found|not available)"),
-            Sig("image", 6, r"(?:platformimagenotfound|imageversionnotfound|galleryimagenotfound)"),
+            Sig("platformimagenotfound", 6),
+            Sig("imageversionnotfound", 6),
+            Sig("galleryimagenotfound", 6),
             # Packer azure-arm's own words for a missing managed image or marketplace version.
             Sig("cannot find an image named", 7),
             Sig("failed to get latest image version", 7),
@@ -161,7 +163,9 @@ ROWS: tuple[Scenario, ...] = (
             # apt's own error lines ("E: ...") printed in an azure-arm build's output.
             Sig("azure-arm", 6, r"==> [\w.-]*azure-arm[\w.-]*: (?:e: |dpkg: error)"),
             # not the wrapper's own "which build/customization step failed"
-            Sig("customiz", 6, r"(?<!build/)(?<!\bno )customi[sz](?:er|ation)\W+(?:\w+\W+){0,4}(?:fail|error)"),
+            # (the literal first, the look-behinds after it: the engine then skips to each "customi")
+            Sig("customiz", 6, r"customi(?<!build/customi)(?<!\bno customi)[sz](?:er|ation)\W+(?:\w+\W+){0,4}"
+                r"(?:fail|error)"),
             Sig("customiz", 6, r"(?:fail\w*|error)\W+(?:\w+\W+){0,6}(?:in|from|during|at) the (?:\w+\W+){0,2}"
                 r"customi[sz](?:ation|er)"),
             # A script's or installer's exit code inside a build: the step that failed.
