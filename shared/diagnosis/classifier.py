@@ -95,6 +95,8 @@ class _Entry:
     pattern: re.Pattern[str] | None
     context: bool
     weight: float
+    # A literal with no veto: present means matched, where the anchor first occurs (no call needed).
+    plain: bool = False
 
 
 # Words (by their key) most failure texts hold: an anchor is keyed on another of its words when it has one,
@@ -138,7 +140,7 @@ def _index() -> tuple[_Keyed, tuple[str, ...], dict[str, tuple[_Entry, ...]]]:
         for sig in scenario.signatures:
             pattern = re.compile(sig.pattern, re.DOTALL) if sig.pattern else None
             by_anchor.setdefault(sig.anchor, []).append(_Entry(row, scenario.family, sig, pattern, sig.context,
-                                                                     sig.weight))
+                                                                     sig.weight, pattern is None and not sig.unless))
     for words in FAMILY_WORDS.values():
         for word in words:
             by_anchor.setdefault(word, [])
@@ -569,6 +571,7 @@ def _search(text: _Text, by_row: dict[int, list[_Entry]], seeded: dict[int, list
     search stops once no bound can come within RUNNER_MARGIN of the best score, which
     keeps both the winner and every runner-up that affects confidence exact."""
     flat = text.flat
+    at, match = text.at, text.match
     extra = DECISIVE_BONUS if region >= 0 else 0.0
     family_of = _FAMILY_OF
     bounds: list[tuple[float, int]] = []
@@ -588,7 +591,8 @@ def _search(text: _Text, by_row: dict[int, list[_Entry]], seeded: dict[int, list
         if bound < MIN_SCORE - RUNNER_MARGIN or (
                 bound < best - RUNNER_MARGIN and (not leader_generic or bound < GENERIC_YIELD)):
             break
-        hits = [_Hit(e.sig, pos) for e in by_row.get(row, ()) if (pos := text.match(e)) >= 0]
+        hits = [_Hit(e.sig, at[e.sig.anchor]) if e.plain else _Hit(e.sig, pos)
+                for e in by_row.get(row, ()) if e.plain or (pos := match(e)) >= 0]
         if seeded and row in seeded:
             hits += seeded[row]
         if hits:
