@@ -64,7 +64,6 @@ class _Key:
     start: datetime
     end: datetime
     limit: int  # the row's own allotment (the whole limit when the scope is not sharded)
-    budget: int  # index of the budget in the call
     shard: int | None = None
 
 
@@ -122,7 +121,7 @@ class Counters:
             return None
         for attempt in range(self._attempts):
             now = checked_now(self._now)
-            keys = [self._all_keys(i, budget, now) for i, budget in enumerate(budgets)]
+            keys = [self._all_keys(budget, now) for budget in budgets]
             flat = [key for per_budget in keys for key in per_budget]
             flt = " or ".join(f"RowKey eq @k{i}" for i in range(len(flat)))
             params: dict[str, Any] = {f"k{i}": k.row_key for i, k in enumerate(flat)} | {"pk": PARTITION}
@@ -159,28 +158,29 @@ class Counters:
         return mine[scope]
 
     def _pick(self, room: Sequence[tuple[_Key, int]]) -> tuple[_Key, int]:
-        """This thread's shard when it has room, else the one with most room (then kept by the thread)."""
+        """This thread's shard when it has room, else one with room at random (takers that read the same
+        rows at once then spread instead of racing for one), then kept by the thread."""
         key, count = next(((k, c) for k, c in room if k.shard is None or
                            k.shard == self._shard_of_thread(k.scope, self._shards[k.scope])),
-                          max(room, key=lambda kc: kc[0].limit - kc[1]))
+                          None) or random.choice(room)
         if key.shard is not None:
             self._local.shards[key.scope] = key.shard
         return key, count
 
-    def _key(self, index: int, budget: tuple[str, Window, int], now: datetime, shard: int | None) -> _Key:
+    def _key(self, budget: tuple[str, Window, int], now: datetime, shard: int | None) -> _Key:
         scope, window, limit = budget
         bucket_id, start, end = bucket(window, now)
         if shard is None:
-            return _Key(safe_key(f"{scope}|{window}:{bucket_id}"), scope, window, start, end, limit, index)
+            return _Key(safe_key(f"{scope}|{window}:{bucket_id}"), scope, window, start, end, limit)
         return _Key(safe_key(f"{scope}|{window}:{bucket_id}|{shard}"), scope, window, start, end,
-                    allotment(limit, self._shards[scope], shard), index, shard)
+                    allotment(limit, self._shards[scope], shard), shard)
 
-    def _all_keys(self, index: int, budget: tuple[str, Window, int], now: datetime) -> list[_Key]:
+    def _all_keys(self, budget: tuple[str, Window, int], now: datetime) -> list[_Key]:
         """Every row of a budget's bucket: one, or one per shard."""
         shards = self._shards.get(budget[0])
         if shards is None:
-            return [self._key(index, budget, now, None)]
-        return [self._key(index, budget, now, shard) for shard in range(shards)]
+            return [self._key(budget, now, None)]
+        return [self._key(budget, now, shard) for shard in range(shards)]
 
     @staticmethod
     def _take(key: _Key, count: int, etag: str | None) -> tuple[str, Mapping[str, Any], str | None]:
@@ -196,13 +196,14 @@ class Counters:
         thread's shard of a sharded scope), or False (nothing written): the caller then reads the
         rows. Never refuses on its own."""
         now = checked_now(self._now)
-        operations = []
-        with self._lock:
-            known = dict(self._known)
-        for i, budget in enumerate(budgets):
+        keys = []
+        for budget in budgets:
             shards = self._shards.get(budget[0])
-            key = self._key(i, budget, now, None if shards is None else self._shard_of_thread(budget[0], shards))
-            count, etag = known.get(key.row_key, (0, None))
+            keys.append(self._key(budget, now, None if shards is None else self._shard_of_thread(budget[0], shards)))
+        with self._lock:
+            known = [self._known.get(key.row_key, (0, None)) for key in keys]
+        operations = []
+        for key, (count, etag), budget in zip(keys, known, budgets, strict=True):
             if budget[2] <= 0 or count >= key.limit:
                 return False
             operations.append(self._take(key, count, etag))
@@ -225,7 +226,7 @@ class Counters:
 
     def count(self, scope: str, window: Window) -> int:
         """How many were taken in the current bucket (all its shards)."""
-        keys = self._all_keys(0, (scope, window, 0), checked_now(self._now))
+        keys = self._all_keys((scope, window, 0), checked_now(self._now))
         if len(keys) == 1:
             row = get_row(self._table, PARTITION, keys[0].row_key)
             return 0 if row is None else int(row.get("count") or 0)
