@@ -21,6 +21,7 @@ from typing import Any, Literal
 from shared.state.tables import (
     Clock,
     Contention,
+    Row,
     StateStore,
     checked_now,
     delete_row,
@@ -73,6 +74,13 @@ def allotment(limit: int, shards: int, shard: int) -> int:
     return max(0, limit) // shards + (1 if shard < max(0, limit) % shards else 0)
 
 
+def _rows(table: Any, keys: Sequence[_Key]) -> dict[str, Row]:
+    """The existing rows of `keys` (all in the budgets partition), by RowKey, in one query."""
+    flt = " or ".join(f"RowKey eq @k{i}" for i in range(len(keys)))
+    params: dict[str, Any] = {f"k{i}": k.row_key for i, k in enumerate(keys)} | {"pk": PARTITION}
+    return {str(r["RowKey"]): r for r in query_rows(table, f"PartitionKey eq @pk and ( {flt} )", params)}
+
+
 class Counters:
     """Windowed counters (table "counters"): every bucket in one partition, one row per scope and
     bucket, so the budgets of one change (its target's day, the global hour) are read in one query
@@ -122,10 +130,7 @@ class Counters:
         for attempt in range(self._attempts):
             now = checked_now(self._now)
             keys = [self._all_keys(budget, now) for budget in budgets]
-            flat = [key for per_budget in keys for key in per_budget]
-            flt = " or ".join(f"RowKey eq @k{i}" for i in range(len(flat)))
-            params: dict[str, Any] = {f"k{i}": k.row_key for i, k in enumerate(flat)} | {"pk": PARTITION}
-            rows = {str(r["RowKey"]): r for r in query_rows(table, f"PartitionKey eq @pk and ( {flt} )", params)}
+            rows = _rows(table, [key for per_budget in keys for key in per_budget])
             refused: int | None = None
             operations: list[tuple[str, Mapping[str, Any], str | None]] = []
             for i, candidates in enumerate(keys):
@@ -230,10 +235,7 @@ class Counters:
         if len(keys) == 1:
             row = get_row(self._table, PARTITION, keys[0].row_key)
             return 0 if row is None else int(row.get("count") or 0)
-        flt = " or ".join(f"RowKey eq @k{i}" for i in range(len(keys)))
-        params: dict[str, Any] = {f"k{i}": k.row_key for i, k in enumerate(keys)} | {"pk": PARTITION}
-        return sum(int(r.get("count") or 0) for r in query_rows(self._table, f"PartitionKey eq @pk and ( {flt} )",
-                                                               params))
+        return sum(int(r.get("count") or 0) for r in _rows(self._table, keys).values())
 
     def purge_expired(self) -> int:
         """Deletes buckets whose window ended more than two days ago."""
