@@ -164,7 +164,9 @@ _USABLE: dict[frozenset[Family], dict[str, tuple[_Entry, ...]]] = {}
 # Per key: the anchors tested as they are, and those tested only when their other words' keys are there too.
 _SPLIT_KEYED: dict[bytes, tuple[tuple[str, ...], tuple[tuple[str, frozenset[bytes]], ...]]] = {
     k: (tuple(a for a, o in v if o is None), tuple((a, o) for a, o in v if o is not None)) for k, v in _KEYED.items()}
-_KEYS = frozenset(_KEYED)  # a set's intersection walks the smaller side; a dict's keys view would copy
+# The keys worth noting in a text: every anchor's key and its other words' keys (a guard is then a subset test
+# against the keys the text holds, and the text's words never have to be collected in a set of their own).
+_WATCHED = frozenset(_KEYED).union(*(o for _, guarded in _SPLIT_KEYED.values() for _, o in guarded))
 _PREFIX = operator.itemgetter(slice(0, KEY_LEN))
 _WEIGHT_OF = operator.attrgetter("sig.weight")
 _GENERIC_OF = operator.attrgetter("sig.generic")
@@ -178,15 +180,18 @@ def _present(flat: str) -> dict[str, int]:
     for a in _LOOSE:
         if (pos := flat.find(a)) >= 0:
             found[a] = pos
-    prefixes = set(map(_PREFIX, flat.encode().translate(_SPLIT).split()))
+    held = _WATCHED.intersection(map(_PREFIX, flat.encode().translate(_SPLIT).split()))
     find = flat.find
-    for key in _KEYS.intersection(prefixes):
-        plain, guarded = _SPLIT_KEYED[key]
+    split_keyed = _SPLIT_KEYED
+    for key in held:
+        if key not in split_keyed:
+            continue  # only another anchor's guard
+        plain, guarded = split_keyed[key]
         for anchor in plain:
             if (pos := find(anchor)) >= 0:
                 found[anchor] = pos
         for anchor, others in guarded:
-            if others <= prefixes and (pos := find(anchor)) >= 0:
+            if others <= held and (pos := find(anchor)) >= 0:
                 found[anchor] = pos
     return found
 
@@ -330,6 +335,7 @@ ALTERNATIVES = 3
 _BUILD_STEP_WEIGHT = 6.0
 _ROW = {s.id: i for i, s in enumerate(SCENARIOS)}
 _FAMILY_OF = tuple(s.family for s in SCENARIOS)
+_DOC = {s.id: s.doc for s in SCENARIOS}  # a property that formats: once per scenario, not per diagnosis
 _CUSTOMIZER = "aib.customizer_failed"
 # Scenarios only a Linux machine has (the Linux package manager, sudo, the auto-assessment service).
 _LINUX_ONLY = frozenset(i for i, s in enumerate(SCENARIOS) if s.os == "linux")
@@ -574,19 +580,20 @@ def _search(text: _Text, by_row: dict[int, list[_Entry]], seeded: dict[int, list
     at, match = text.at, text.match
     extra = DECISIVE_BONUS if region >= 0 else 0.0
     family_of = _FAMILY_OF
-    bounds: list[tuple[float, int]] = []
+    bounds: list[tuple[float, int]] = []  # (-bound, row): a plain sort puts the best bound first, table order on ties
     for row, entries in by_row.items():
         weights = [e.weight for e in entries]
         if seeded and row in seeded:
             weights += [h.sig.weight for h in seeded[row]]
-        bounds.append((_score(weights) + (bonus.get(family_of[row], 0.0) if bonus else 0.0) + extra, row))
+        bounds.append((-(_score(weights) + (bonus.get(family_of[row], 0.0) if bonus else 0.0) + extra), row))
     for row, hits in seeded.items():
         if row not in by_row:
-            bounds.append((_score([h.sig.weight for h in hits]) + bonus.get(family_of[row], 0.0) + extra, row))
-    bounds.sort(key=lambda b: (-b[0], b[1]))
+            bounds.append((-(_score([h.sig.weight for h in hits]) + bonus.get(family_of[row], 0.0) + extra), row))
+    bounds.sort()
     raw: list[_Result] = []
     best, leader_generic = 0.0, False
-    for bound, row in bounds:
+    for negated, row in bounds:
+        bound = -negated
         # A generic leader can still lose to a specific row scoring GENERIC_YIELD.
         if bound < MIN_SCORE - RUNNER_MARGIN or (
                 bound < best - RUNNER_MARGIN and (not leader_generic or bound < GENERIC_YIELD)):
@@ -736,7 +743,7 @@ def _diagnosis(
         title=scenario.title,
         evidence=tuple(evidence),
         remediations=scenario.remediations,
-        doc=scenario.doc,
+        doc=_DOC[scenario.id],
         anchor=scenario.anchor,
         advice=tuple(advice),
         queries=scenario.queries,
