@@ -473,17 +473,18 @@ def _structural(flat: str, facts: _Facts) -> list[tuple[int, _Hit]]:
     return out
 
 
-def _confidence(score: float, runner_up: float, top: float, structural: bool, doubt: bool) -> float:
+def _confidence(score: float, runner_up: float, top: float, structural: bool, doubt: bool, *,
+                beside: bool = False) -> float:
     """Rises with the score; a runner-up within RUNNER_MARGIN of the winner lowers it. A winner
     resting on the guide's exact string or a structured code may reach the top; one resting on
-    paraphrases alone, or beside another product's words, stays under 0.8."""
+    paraphrases alone, or beside another product's words (`beside`), stays under 0.8."""
     base = 1.0 - math.exp(-score / 5.0)
     close = runner_up >= score - RUNNER_MARGIN
     if close:
         base *= 1.0 - 0.4 * (runner_up / score)
     if doubt:
         base = min(base, 0.6)
-    elif close or (top < EXACT and not structural):
+    elif close or beside or (top < EXACT and not structural):
         base = min(base, 0.79)
     return max(0.05, min(0.99, base))
 
@@ -566,7 +567,10 @@ def classify(failure: Failure) -> Diagnosis:
         CODE_RULES[facts.decisive.code][0]) == win.row
     doubt = bool(win.note) or facts.disowned_by(family) is not None or (
         not facts.has_context(family) and facts.has_context(_OTHER[family]))
-    confidence = _confidence(win.score, runner_up, win.top, structural, doubt)
+    # Our product named beside another that claims such texts (a Packer-built AKS image, an Ansible task in a build):
+    # the scenario may stand, but not with the confidence of a text that is only ours.
+    beside = any(family in against for _, against in facts.foreign)
+    confidence = _confidence(win.score, runner_up, win.top, structural, doubt, beside=beside)
     return _diagnosis(failure, text, SCENARIOS[win.row], win.hits, confidence, others=ranked[1:])
 
 

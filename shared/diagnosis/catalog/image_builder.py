@@ -160,8 +160,9 @@ ROWS: tuple[Scenario, ...] = (
             Sig("provisioning with", 6, r"(?:azure-arm[\w.-]*|packer out ==> [\w.-]+): provisioning with (?:shell|"
                 r"powershell|windows|ansible|file)\b.{0,1500}?(?:\be: |dpkg: error|\berror\b(?!: ->)|\bfailed\b|"
                 r"not recognized as the name|exception|\[-\] )"),
-            # apt's own error lines ("E: ...") printed in an azure-arm build's output.
-            Sig("azure-arm", 6, r"==> [\w.-]*azure-arm[\w.-]*: (?:e: |dpkg: error)"),
+            # apt's and dpkg's own error lines ("E: ...", "dpkg-deb: error: ...") in an azure-arm build's output:
+            # Packer's own lines start "==> azure-arm", a provisioner's output lines "    azure-arm".
+            Sig("azure-arm", 6, r"(?:==> |(?<![\w.-]))[\w.-]*azure-arm[\w.-]*: (?:e: |dpkg(?:-deb)?: error)"),
             # not the wrapper's own "which build/customization step failed"
             # (the literal first, the look-behinds after it: the engine then skips to each "customi")
             Sig("customiz", 6, r"customi(?<!build/customi)(?<!\bno customi)[sz](?:er|ation)\W+(?:\w+\W+){0,4}"
@@ -306,7 +307,11 @@ ROWS: tuple[Scenario, ...] = (
             Sig("cannot find any service with service name", 9, r"cannot find any service with service name "
                 r"'(?:windowsazure\w*|rdagent)'"),
             Sig("windowsazureguestagent", 4),
-            Sig("sysprep", 6, r"sysprep\w*\W+(?:\w+\W+){0,5}(?:timing|hang|hung|stuck|never|undeployable|too early)"),
+            Sig("sysprep", 6, r"sysprep\w*\W+(?:\w+\W+){0,5}(?:timing|hang|hung|stuck|never|undeployable|too early)|"
+                r"(?:hang|hung|stuck|loops?)\w*\W+(?:\w+\W+){0,5}sysprep"),
+            # The sysprep customizer's wait loop prints the registry's ImageState until it reads
+            # IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE: any other state in a failed build is that wait going wrong.
+            Sig("image_state_", 6, r"image_state_(?!generalize_reseal_to_oobe)[a-z_]+", context=True),
         ),
         (ref("increase-image-build-vm-size", Mode.APPROVAL), ref("add-sleep-customizer", Mode.ADVICE)),
         (

@@ -49,8 +49,10 @@ A_AUTOASSESS = "msftlinuxpatchautoassess-service-isnt-running-or-times-out"
 A_GENERAL = "general-troubleshooting"
 
 _NAMESPACES = r"microsoft\.(?:maintenance|compute|hybridcompute|guestconfiguration|eventgrid)"
-# Namespaces only Update Manager's failures name; Microsoft.Compute and Microsoft.EventGrid any product may.
-_OWN_NAMESPACES = r"microsoft\.(?:maintenance|hybridcompute|guestconfiguration)"
+# The namespace only Update Manager's failures name. Microsoft.HybridCompute is Arc's own (`azcmagent connect`
+# fails on it when onboarding), Microsoft.GuestConfiguration machine configuration's (Azure Policy): theirs unless
+# the text names Update Manager, like Microsoft.Compute and Microsoft.EventGrid.
+_OWN_NAMESPACES = r"microsoft\.maintenance"
 # Anchors are word prefixes of the text (the classifier's index): each extension's name is its own.
 _EXTENSION_NAMES = ("windowspatchextension", "linuxpatchextension",  # Azure VMs
                     "windowsosupdateextension", "linuxosupdateextension")  # Arc-enabled servers
