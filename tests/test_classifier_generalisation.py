@@ -107,6 +107,13 @@ CASES = [
     ("aib.sysprep_timing", "Our Packer Windows 2022 build hangs for hours at the final sysprep provisioner."),
     ("unknown", "PS C:\\> (Get-ItemProperty HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Setup\\State)"
      ".ImageState\nIMAGE_STATE_COMPLETE"),
+    # a Packer build on AWS (amazon-ebs's own steps, a build of any name) is no Image Builder build
+    ("unknown", "==> web: Provisioning with shell script: /tmp/packer-shell123\n    web: install.sh: line 4: "
+     "ansible-galaxy: command not found\n==> web: Terminating the source AWS instance...\nBuild 'web' errored: "
+     "Script exited with non-zero exit status: 127\n==> Builds finished but no artifacts were created."),
+    # the service's check of a customizer's source URI, with the real address in it
+    ("aib.external_file_download_failed", "Resource https://contosoimages.blob.core.windows.net/scripts/setup.ps1 "
+     "is unavailable. Please check the file exists, and that Image Builder can access it"),
     # dpkg's own error lines in a provisioner's output (indented "    azure-arm.x:", no "==>")
     ("aib.customizer_failed", "    azure-arm.ubuntu: Unpacking contoso-agent (2.1) ...\n    azure-arm.ubuntu: "
      "dpkg-deb: error: paste subprocess was killed by signal (Broken pipe)"),

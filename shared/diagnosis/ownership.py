@@ -104,6 +104,8 @@ OTHER_BUILDERS: tuple[str, ...] = (
     "parallels-", "proxmox", "oracle-oci",
     "lxd", "lxc", "openstack", "digitalocean", "hcloud", "linode", "scaleway", "alicloud-ecs", "tencentcloud-cvm",
     "yandex", "ucloud-uhost", "nutanix", "vagrant", "==> docker", "build 'docker'", "azure-chroot",
+    # amazon-ebs's own step messages, whatever the build is named ("Launching a source AWS instance...")
+    "source aws instance",
 )
 AZURE_BUILDERS: tuple[str, ...] = ("azure-arm", "packer-plugin-azure", "packer-builder-azure", "packer out",
                                    "packer err")

@@ -116,6 +116,10 @@ ROWS: tuple[Scenario, ...] = (
             Sig("downloading external file", 9),
             Sig("customizer.fp", 7),
             Sig("error downloading", 8, r"error downloading\W+'[^']*'\W+to\W+'"),
+            # The service's own validation of a customizer's source URI (Azure Virtual Desktop's custom image
+            # templates troubleshooting page quotes it: "Resource <URI> is unavailable. Please check the file
+            # exists, and that Image Builder can access it").
+            Sig("please check the file exists", 8, r"is unavailable\W+please check the file exists"),
             Sig("sourceuri", 6, r"(?:file customizer|sourceuri).{0,200}(?:404|403|not ?found|forbidden|"
                 r"authorizationpermissionmismatch|could not download|failed to download|unreachable)"),
             Sig("customizer", 7, r"file\W{0,2} customizer.{0,240}(?:firewall|private endpoint|network rules|"
