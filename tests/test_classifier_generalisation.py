@@ -111,6 +111,12 @@ CASES = [
     ("unknown", "==> web: Provisioning with shell script: /tmp/packer-shell123\n    web: install.sh: line 4: "
      "ansible-galaxy: command not found\n==> web: Terminating the source AWS instance...\nBuild 'web' errored: "
      "Script exited with non-zero exit status: 127\n==> Builds finished but no artifacts were created."),
+    # State Configuration's agent failing to register with the Automation endpoint is DSC's, not a hybrid
+    # worker's TLS trouble (Register-DscAgent's error record)
+    ("unknown", "Registration of the Dsc Agent with the server https://weu-agentservice-prod-1.azure-automation.net/"
+     "accounts/1234 failed. The underlying error is: The attempt to register Dsc Agent with AgentId 42 failed.\n"
+     "    + FullyQualifiedErrorId : RegisterDscAgentCommandFailed,Microsoft.PowerShell.DesiredStateConfiguration."
+     "Commands.RegisterDscAgentCommand"),
     # the service's check of a customizer's source URI, with the real address in it
     ("aib.external_file_download_failed", "Resource https://contosoimages.blob.core.windows.net/scripts/setup.ps1 "
      "is unavailable. Please check the file exists, and that Image Builder can access it"),

@@ -63,7 +63,9 @@ FOREIGN: dict[str, tuple[tuple[str, ...], frozenset[Family]]] = {
     "puppet": (("puppet",), frozenset(Family)),
     "salt": (("salt-minion", "salt.states", "saltstack"), frozenset(Family)),
     "dsc": (("powershell dsc resource", "dsc configuration", "xwindowsupdate", "dscextension",
-             "test-targetresource", "set-targetresource"), frozenset(Family)),
+             "test-targetresource", "set-targetresource",
+             # Automation State Configuration's agent and its PowerShell module (Register-DscAgent's errors)
+             "dsc agent", "desiredstateconfiguration"), frozenset(Family)),
     "cloud-init": (("cloudinit", "cloud-init", "cc_apt", "cc_package"), frozenset(Family)),
     "docker": (("the command '/bin/sh -c", "the command '/bin/bash -c", "docker build", "dockerfile",
                 "docker image build", "returned a non-zero code:", "docker daemon"), frozenset(Family)),
