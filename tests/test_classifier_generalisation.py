@@ -117,6 +117,12 @@ CASES = [
      "accounts/1234 failed. The underlying error is: The attempt to register Dsc Agent with AgentId 42 failed.\n"
      "    + FullyQualifiedErrorId : RegisterDscAgentCommandFailed,Microsoft.PowerShell.DesiredStateConfiguration."
      "Commands.RegisterDscAgentCommand"),
+    # the Log Analytics agent by its older name (OMS agent, omsagent) is Update Management's context too
+    ("um.not_showing", "Our SLES servers were set up with the OMS agent last month, and still no update assessment "
+     "data ever arrives for them."),
+    # a missing source image told the other way round
+    ("aib.source_image_not_found", "Since the marketplace retired the 20_04-lts SKU our image template build "
+     "cannot find the source image any more."),
     # the service's check of a customizer's source URI, with the real address in it
     ("aib.external_file_download_failed", "Resource https://contosoimages.blob.core.windows.net/scripts/setup.ps1 "
      "is unavailable. Please check the file exists, and that Image Builder can access it"),

@@ -43,6 +43,8 @@ OWN_CONTEXT: dict[Family, tuple[str, ...]] = {
         "softwareupdatemanagement", "microsoft.cplat.core", "maintenance window", "update compliance",
         "scheduled patching", "patching schedule", "patch schedule", "patch run", "microsoft monitoring agent",
         "log analytics agent", "enableautomaticupdates",
+        # the Log Analytics agent's older name and its Linux daemon
+        "oms agent", "omsagent",
         # The Compute API's own patch operations and their result fields (assessPatches / installPatches).
         "assess-patches", "install-patches", "assesspatches", "installpatches", "assessmentactivityid",
         "installationactivityid", "windows update api failed",

@@ -94,7 +94,10 @@ ROWS: tuple[Scenario, ...] = (
                 r"resourcenotfound.{0,300}(?:managed image|image version|microsoft\.compute/images/|/versions/|"
                 r"(?:that|the|this|source|gallery) version)"),
             Sig("image", 7, rf"(?:source|base|platform|marketplace|gallery)\W+image\W+{WORD}{{0,8}}(?:not found|"
-                r"was not found|does not exist|doesn't exist|could not be found|cannot be found|not available)"),
+                r"was not found|does not exist|doesn't exist|could not be found|cannot be found|not available)|"
+                # the same told the other way round ("Packer can't find the source image")
+                r"(?:can't|cannot|could not|couldn't|unable to|fails? to|failed to) (?:find|locate|resolve) "
+                r"(?:the |its |our |a )?(?:source|base|platform|marketplace|gallery) image"),
             Sig("platformimagenotfound", 6),
             Sig("imageversionnotfound", 6),
             Sig("galleryimagenotfound", 6),
