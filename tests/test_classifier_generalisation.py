@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.diagnosis.classifier import classify_text
-from shared.diagnosis.structure import os_of
+from shared.diagnosis.structure import codes, os_of
 
 CASES = [
     # a maintenance configuration the service refuses (400 / invalid / unsupported)
@@ -156,3 +156,16 @@ def test_our_words_beside_another_products_stay_under_the_confident_band() -> No
     alone = text.replace("aks-ubuntu-containerd-22.04", "ubuntu-22.04")
     assert classify_text(alone).confidence >= 0.8  # the same text without the other product's name
     assert classify_text(text).confidence < 0.8
+
+
+def test_a_code_is_read_where_one_is_printed_not_from_prose() -> None:
+    """`code` followed by a word is an error code after "error code", "code:" or npm's "ERR! code"; in a
+    sentence ("that code actually means success") it is none, and no foreign code then weighs on the diagnosis."""
+    assert [c.code for c in codes("deployment failed with error code skunotavailable message ...")] == [
+        "skunotavailable"]
+    assert [c.code for c in codes("npm err! code eresolve unable to resolve")] == ["eresolve"]
+    assert [c.code for c in codes("error code: allocationfailed")] == ["allocationfailed"]
+    assert codes("the customizer can finish with exit code 267014; that code actually means success") == ()
+    d = classify_text("In our image template the installer customizer ends with exit code 3010; that code actually "
+                      "means a reboot is pending, but the build fails on it.")
+    assert d.scenario == "aib.customizer_failed", d.alternatives

@@ -32,7 +32,11 @@ WRAPPER_CODES = frozenset({
 # `"code": "X"` / `"errorCode": "X"`, autorest `Code="X"`, PowerShell `Code=X;`, `Code: X`, portal
 # `Error code X`, storage XML `<Code>X</Code>`.
 _AT_CODE = re.compile(
-    r'code"\s*:\s*"([a-z][a-z0-9_.]{2,80})"|code\s*=\s*\\?"?([a-z][a-z0-9_]{2,80})|code\s*:?\s+([a-z][a-z0-9]{5,80})\b|'
+    r'code"\s*:\s*"([a-z][a-z0-9_.]{2,80})"|code\s*=\s*\\?"?([a-z][a-z0-9_]{2,80})|code\s*:\s*([a-z][a-z0-9]{5,80})\b|'
+    # with no colon only after the words a code follows ("error code SkuNotAvailable", "npm ERR! code ERESOLVE"):
+    # in prose "that code actually means ..." names none
+    r"(?:(?<=error )|(?<=err! )|(?<=response )|(?<=failure )|(?<=result )|(?<=reason )|(?<=status ))"
+    r"code\s+([a-z][a-z0-9]{5,80})\b|"
     r"code>([a-z][a-z0-9]{3,80})</code>"
 )
 _ERROR_TYPE = re.compile(r"error type\s*:?\s+([a-z][a-z0-9]{5,80})\b")
