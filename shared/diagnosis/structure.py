@@ -33,12 +33,14 @@ WRAPPER_CODES = frozenset({
 # `Error code X`, storage XML `<Code>X</Code>`.
 _AT_CODE = re.compile(
     r'code"\s*:\s*"([a-z][a-z0-9_.]{2,80})"|code\s*=\s*\\?"?([a-z][a-z0-9_]{2,80})|code\s*:\s*([a-z][a-z0-9]{5,80})\b|'
-    # with no colon only after the words a code follows ("error code SkuNotAvailable", "npm ERR! code ERESOLVE"):
-    # in prose "that code actually means ..." names none
-    r"(?:(?<=error )|(?<=err! )|(?<=response )|(?<=failure )|(?<=result )|(?<=reason )|(?<=status ))"
+    # with no colon: a code only after the words a code follows (_CODE_LEADS, checked by `codes`)
     r"code\s+([a-z][a-z0-9]{5,80})\b|"
     r"code>([a-z][a-z0-9]{3,80})</code>"
 )
+_BARE = 4  # the group of the no-colon form
+# "error code SkuNotAvailable", "npm ERR! code ERESOLVE"; in prose ("that code actually means ...") none. Every
+# shape of _AT_CODE starts with "code" (the engine scans for it in C): what precedes it is checked here.
+_CODE_LEADS = ("error ", "err! ", "response ", "failure ", "result ", "reason ", "status ")
 _ERROR_TYPE = re.compile(r"error type\s*:?\s+([a-z][a-z0-9]{5,80})\b")
 _PACKER_CODE = re.compile(r"error: ->\s+([a-z][a-z0-9]{3,80})\s*:")  # Packer: ERROR: -> Code : message
 _AZ_CODE = re.compile(r"\(([a-z][a-z0-9]{5,80})\) ")  # az: (Code) message, at the start or after ": "
@@ -100,6 +102,8 @@ def codes(flat: str) -> tuple[Code, ...]:
     if "code" in flat:
         for m in _AT_CODE.finditer(flat):  # every shape starts with "code": the engine scans for it in C
             pos = m.start()
+            if m.lastindex == _BARE and not flat.endswith(_CODE_LEADS, 0, pos):
+                continue
             if not pos or not flat[pos - 1].isalpha() or flat.startswith("error", pos - 5):
                 found.append((pos, m.group(m.lastindex or 1)))
     if "error type" in flat:

@@ -94,10 +94,10 @@ ROWS: tuple[Scenario, ...] = (
                 r"resourcenotfound.{0,300}(?:managed image|image version|microsoft\.compute/images/|/versions/|"
                 r"(?:that|the|this|source|gallery) version)"),
             Sig("image", 7, rf"(?:source|base|platform|marketplace|gallery)\W+image\W+{WORD}{{0,8}}(?:not found|"
-                r"was not found|does not exist|doesn't exist|could not be found|cannot be found|not available)|"
-                # the same told the other way round ("Packer can't find the source image")
-                r"(?:can't|cannot|could not|couldn't|unable to|fails? to|failed to) (?:find|locate|resolve) "
-                r"(?:the |its |our |a )?(?:source|base|platform|marketplace|gallery) image"),
+                r"was not found|does not exist|doesn't exist|could not be found|cannot be found|not available)"),
+            # the same told the other way round ("Packer can't find the source image")
+            Sig("find", 7, r"(?:can't|cannot|could not|couldn't|unable to|fails? to|failed to) find (?:the |its |our |"
+                r"a )?(?:source|base|platform|marketplace|gallery) image"),
             Sig("platformimagenotfound", 6),
             Sig("imageversionnotfound", 6),
             Sig("galleryimagenotfound", 6),
@@ -169,7 +169,7 @@ ROWS: tuple[Scenario, ...] = (
                 r"not recognized as the name|exception|\[-\] )"),
             # apt's and dpkg's own error lines ("E: ...", "dpkg-deb: error: ...") in an azure-arm build's output:
             # Packer's own lines start "==> azure-arm", a provisioner's output lines "    azure-arm".
-            Sig("azure-arm", 6, r"(?:==> |(?<![\w.-]))[\w.-]*azure-arm[\w.-]*: (?:e: |dpkg(?:-deb)?: error)"),
+            Sig("azure-arm", 6, r"azure-arm[\w.-]*: (?:e: |dpkg(?:-deb)?: error)"),
             # not the wrapper's own "which build/customization step failed"
             # (the literal first, the look-behinds after it: the engine then skips to each "customi")
             Sig("customiz", 6, r"customi(?<!build/customi)(?<!\bno customi)[sz](?:er|ation)\W+(?:\w+\W+){0,4}"
