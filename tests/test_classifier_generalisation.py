@@ -120,6 +120,13 @@ CASES = [
     # the Log Analytics agent by its older name (OMS agent, omsagent) is Update Management's context too
     ("um.not_showing", "Our SLES servers were set up with the OMS agent last month, and still no update assessment "
      "data ever arrives for them."),
+    # a Packer provisioner (Image Builder's customizer) told failing or hanging; Packer's own cleanup line after
+    # a builder's error is no provisioner's failure
+    ("aib.customizer_failed", "Since Tuesday our Packer Windows builds on Azure hang for hours in the "
+     "windows-update provisioner after the second reboot."),
+    ("unknown", "==> azure-arm: ERROR: -> SkuNotAvailable : The requested size is not available.\n==> azure-arm: "
+     "Provisioning step had errors: Running the cleanup provisioner, if present...\nBuild 'azure-arm' errored after "
+     "9 seconds: Error: SkuNotAvailable"),
     # a missing source image told the other way round
     ("aib.source_image_not_found", "Since the marketplace retired the 20_04-lts SKU our image template build "
      "cannot find the source image any more."),

@@ -167,6 +167,11 @@ ROWS: tuple[Scenario, ...] = (
             Sig("provisioning with", 6, r"(?:azure-arm[\w.-]*|packer out ==> [\w.-]+): provisioning with (?:shell|"
                 r"powershell|windows|ansible|file)\b.{0,1500}?(?:\be: |dpkg: error|\berror\b(?!: ->)|\bfailed\b|"
                 r"not recognized as the name|exception|\[-\] )"),
+            # A Packer provisioner (what Image Builder calls a customizer) told failing or hanging.
+            # (Not Packer's own "Running the cleanup provisioner, if present..." after a builder's error.)
+            Sig("provisioner", 5, r"provisioner\W+(?:\w+\W+){0,3}(?:fail|error|is stuck|hangs?\b|hung|loops|"
+                r"never finish)|(?:fail\w*|stuck|hang\w*|hung|loop\w*|error\w*)\W+(?:\w+\W+){0,6}"
+                r"(?:in|at|during|on|from) the [\w-]+ provisioner", context=True, unless=("the cleanup provisioner",)),
             # apt's and dpkg's own error lines ("E: ...", "dpkg-deb: error: ...") in an azure-arm build's output:
             # Packer's own lines start "==> azure-arm", a provisioner's output lines "    azure-arm".
             Sig("azure-arm", 6, r"azure-arm[\w.-]*: (?:e: |dpkg(?:-deb)?: error)"),
