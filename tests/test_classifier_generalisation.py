@@ -127,10 +127,12 @@ CASES = [
     ("unknown", "==> azure-arm: ERROR: -> SkuNotAvailable : The requested size is not available.\n==> azure-arm: "
      "Provisioning step had errors: Running the cleanup provisioner, if present...\nBuild 'azure-arm' errored after "
      "9 seconds: Error: SkuNotAvailable"),
-    # the Linux agent's Update Management registration resource failing (OMS agent's omsconfig), and the portal's
-    # "not configured" told with an article
+    # the Linux agent's Update Management registration (the worker resource's AutoRegister instance) failing, and
+    # the portal's "not configured" told with an article; a user's own hybrid worker failing to register is not it
     ("um.not_showing", "/opt/omi/bin/omicli: result: MI_RESULT_FAILED\n/opt/omi/bin/omicli: result: Failed to "
-     "apply the configuration. These resources produced errors: [MSFT_nxOMSAutomationWorkerResource]Worker02"),
+     "apply the configuration. These resources produced errors: [MSFT_nxOMSAutomationWorkerResource]AutoRegister02"),
+    ("unknown", "/opt/omi/bin/omicli: result: MI_RESULT_FAILED\n/opt/omi/bin/omicli: result: Failed to "
+     "apply the configuration. These resources produced errors: [MSFT_nxOMSAutomationWorkerResource]DiyWorker07"),
     ("um.not_showing", "After onboarding, Update Management keeps showing a 'Not configured' status for our Ubuntu "
      "hosts."),
     # a missing source image told the other way round

@@ -45,8 +45,6 @@ OWN_CONTEXT: dict[Family, tuple[str, ...]] = {
         "log analytics agent", "enableautomaticupdates",
         # the Log Analytics agent's older name and its Linux daemon
         "oms agent", "omsagent",
-        # the Linux agent's DSC resource that registers the machine as Update Management's hybrid worker
-        "nxomsautomationworker", "msft_nxomsautomationworkerresource",
         # The Compute API's own patch operations and their result fields (assessPatches / installPatches).
         "assess-patches", "install-patches", "assesspatches", "installpatches", "assessmentactivityid",
         "installationactivityid", "windows update api failed",

@@ -120,10 +120,10 @@ ROWS: tuple[Scenario, ...] = (
             Sig("not configured", 5, r"(?:shows?|showing|status|state|appears?|listed|marked)\W+(?:(?:them|it|the \w+|"
                 r"all|every \w+|an?)\W+)?(?:as\W+)?['\"]?not configured"),
             # The Log Analytics agent for Linux registers the machine for Update Management through its
-            # nxOMSAutomationWorker DSC resource: that resource failing leaves the machine unregistered.
-            # (Anchors are word prefixes: the resource's class name is one word of its own.)
-            *(Sig(name, 7, rf"(?:produced errors|fail\w*|error).{{0,200}}{name}|{name}.{{0,200}}(?:fail|error)")
-              for name in ("msft_nxomsautomationworkerresource", "nxomsautomationworker")),
+            # nxOMSAutomationWorker DSC resource's AutoRegister instance (a user's own hybrid worker is another
+            # instance): that instance failing leaves the machine unregistered.
+            Sig("msft_nxomsautomationworkerresource", 7, r"produced errors\W+msft_nxomsautomationworkerresource\W+"
+                r"autoregister"),
             Sig("not assessed", 5),
             Sig("update management", 7, rf"(?:machines?|vms?|servers?|computers?|nodes?)\W+{WORD}{{0,5}}{NEGATION}\W+"
                 rf"(?:\w+\W+)?(?:show|appear|list|visible)\w*\W+{WORD}{{0,4}}update management"),
