@@ -135,6 +135,13 @@ CASES = [
      "apply the configuration. These resources produced errors: [MSFT_nxOMSAutomationWorkerResource]DiyWorker07"),
     ("um.not_showing", "After onboarding, Update Management keeps showing a 'Not configured' status for our Ubuntu "
      "hosts."),
+    # Windows' own event log: the service control manager's routine stop beside an update that failed to install is
+    # Windows Update's, not an Update Management run's; a component short of memory is no image build's
+    ("unknown", "Information  Service Control Manager  The Windows Update service entered the stopped state.\n"
+     "Error  WindowsUpdateClient  Installation Failure: Windows failed to install the following update with error "
+     "0x8024001E: Security Intelligence Update for Microsoft Defender Antivirus."),
+    ("unknown", "Setup failed: Error 0x8007000e - Insufficient memory resources are available to complete this "
+     "operation."),
     # a missing source image told the other way round
     ("aib.source_image_not_found", "Since the marketplace retired the 20_04-lts SKU our image template build "
      "cannot find the source image any more."),

@@ -271,8 +271,11 @@ ROWS: tuple[Scenario, ...] = (
             Sig("unexpected eof", 5, context=True),
             Sig("system performance:", 3),
             Sig("windows modules installer to exit", 4),
-            Sig("out of", 5, r"(?:running out of|ran out of|out of)\W+(?:memory|resources|disk space)"),
-            Sig("resource", 5, r"(?:low|insufficient|exhaust\w*)\W+(?:\w+\W+){0,2}(?:memory|resources|cpu)"),
+            # Words any Windows or Linux component prints ("Insufficient system resources exist to complete the
+            # requested service"): an image build's only where the text is one.
+            Sig("out of", 5, r"(?:running out of|ran out of|out of)\W+(?:memory|resources|disk space)", context=True),
+            Sig("resource", 5, r"(?:low|insufficient|exhaust\w*)\W+(?:\w+\W+){0,2}(?:memory|resources|cpu)",
+                context=True),
         ),
         (ref("increase-image-build-vm-size", Mode.AUTO),),
         (

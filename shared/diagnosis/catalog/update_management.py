@@ -51,6 +51,7 @@ _REGISTRATION = ("unable to register machine", "registration failed", "worker re
 # The Win32-range codes of the guide's HRESULT table (0x8024xxxx codes are Windows Update's own).
 _GUIDE_HRESULTS = r"0x8007(?:0005|0422|2ee2|2efd|2efe|2f8f|0643)"
 # The guide's own Windows Update codes.
+_SCM_STOPPED = "service entered the stopped state"
 _GUIDE_WU_HRESULTS = r"0x8024(?:402c|401c|402f|001e|002e)"
 
 # Machines (or VMs, servers) that vanished from Update Management's lists.
@@ -414,9 +415,12 @@ ROWS: tuple[Scenario, ...] = (
             Sig("exception from hresult", 7, r"exception from hresult\W{0,3}0x8024", unless=_REGISTRATION,
                 context=True),
             Sig("hresult", 3.5, context=True),
-            Sig("wuauserv", 5, r"wuauserv.{0,80}(?:disabled|stopped|not running)|(?:disabled|stopped).{0,80}wuauserv"),
+            # The service disabled or not running (guide: 0x80070422); not the service control manager's routine
+            # "The Windows Update service entered the stopped state" (it stops itself when idle).
+            Sig("wuauserv", 5, r"wuauserv.{0,80}(?:disabled|stopped|not running)|(?:disabled|stopped).{0,80}wuauserv",
+                unless=(_SCM_STOPPED,)),
             Sig("windows update service", 5, r"windows update service\W+(?:\w+\W+){0,3}(?:disabled|stopped|"
-                r"not running|cannot be started)"),
+                r"not running|cannot be started)", unless=(_SCM_STOPPED,)),
         ),
         ADVICE_ONLY,
         (
