@@ -142,6 +142,11 @@ CASES = [
      "0x8024001E: Security Intelligence Update for Microsoft Defender Antivirus."),
     ("unknown", "Setup failed: Error 0x8007000e - Insufficient memory resources are available to complete this "
      "operation."),
+    # Windows' access denied from another Windows Update client, and ConfigMgr's "failed to start" an install: any
+    # product's words, Update Management's only in its own text (the guide's own line says "Exception form HRESULT")
+    ("unknown", "Get-WindowsUpdate : Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))\n"
+     "    + CategoryInfo          : NotSpecified: (:) [Get-WindowsUpdate], UnauthorizedAccessException"),
+    ("unknown", "Failed to start batch install through WSUS Install handler, error = 0x80240022"),
     # a missing source image told the other way round
     ("aib.source_image_not_found", "Since the marketplace retired the 20_04-lts SKU our image template build "
      "cannot find the source image any more."),

@@ -269,7 +269,8 @@ ROWS: tuple[Scenario, ...] = (
             Sig("source", 6, r"source ?computer ?id\W+(?:\w+\W+){0,4}(?:changed|has changed|was changed)|"
                 r"chang\w*\W+(?:\w+\W+){0,3}source ?computer ?id"),
             Sig("concurrent job", 5, r"(?:2,?000|limit).{0,40}concurrent jobs?|concurrent jobs?.{0,40}limit"),
-            Sig("failed to start", 3),
+            # Any service, task or VM "failed to start": Update Management's only in its own text.
+            Sig("failed to start", 3, context=True),
         ),
         (
             ref("readd-changed-machines", Mode.AUTO),
@@ -339,7 +340,8 @@ ROWS: tuple[Scenario, ...] = (
             Sig("exception form hresult", 9),
             Sig("e_accessdenied", 9, r"(?:regist\w+|hybrid|patch management).{0,300}(?:e_accessdenied|0x80070005)|"
                 r"(?:e_accessdenied|0x80070005).{0,300}(?:regist\w+|hybrid)"),
-            Sig("e_accessdenied", 5),
+            # Windows' access denied any client meets (PSWindowsUpdate, a COM search): the worker's in our text only.
+            Sig("e_accessdenied", 5, context=True),
             Sig("opinsights.azure.com", 7, r"opinsights\.azure\.com.{0,200}(?:certificate|tls|ssl|proxy|"
                 r"connect|unreachable|blocked)|(?:certificate|tls|ssl|proxy|connect).{0,200}opinsights\.azure\.com"),
             Sig("registration failed with exception", 6),
