@@ -147,6 +147,9 @@ CASES = [
     ("unknown", "Get-WindowsUpdate : Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))\n"
      "    + CategoryInfo          : NotSpecified: (:) [Get-WindowsUpdate], UnauthorizedAccessException"),
     ("unknown", "Failed to start batch install through WSUS Install handler, error = 0x80240022"),
+    # Image Builder's distribution report is its own context: a 403 there is the build identity's missing right
+    ("aib.authorization_failed", "Failed in distributing 1 images out of total 1: {[Error 0] [Distribute 0] Error "
+     "publishing MDI to gallery web-gallery, location westeurope: unexpected status 403 (403 Forbidden)}"),
     # a missing source image told the other way round
     ("aib.source_image_not_found", "Since the marketplace retired the 20_04-lts SKU our image template build "
      "cannot find the source image any more."),

@@ -28,6 +28,9 @@ OWN_CONTEXT: dict[Family, tuple[str, ...]] = {
         "packer-builder-azure", "azvmimagebuilder", "packer", "shared_image_gallery", "customizer", "sysprep",
         "runoutput", "buildtimeoutinminutes", "image build", "builder vm", "build agent image",
         "run template", "==>",
+        # the distribution phase's own report ("Failed in distributing 1 images out of total 1: {[Error 0]
+        # [Distribute 0] ...")
+        "failed in distributing", "[distribute ",
         # Packer azure-arm's own names for its temporary resources (temp_compute_name, temp_resource_group_name).
         "pkrvm", "pkr-resource-group", "pkros",
     ),
