@@ -150,6 +150,9 @@ CASES = [
     # Image Builder's distribution report is its own context: a 403 there is the build identity's missing right
     ("aib.authorization_failed", "Failed in distributing 1 images out of total 1: {[Error 0] [Distribute 0] Error "
      "publishing MDI to gallery web-gallery, location westeurope: unexpected status 403 (403 Forbidden)}"),
+    # the pre-event's own handler told not doing its work (it ran, but started nothing)
+    ("aum.pre_event_failed", "Our pre-event Azure Function runs before each Update Manager window, yet it never "
+     "powers on the deallocated VMs, so they are skipped."),
     # a missing source image told the other way round
     ("aib.source_image_not_found", "Since the marketplace retired the 20_04-lts SKU our image template build "
      "cannot find the source image any more."),

@@ -420,6 +420,11 @@ ROWS: tuple[Scenario, ...] = (
             Sig("event", 6, r"(?:pre|post) events?\W+(?:\w+\W+){0,6}(?:failed|not delivered|"
                 r"(?:could not|couldn't|was not|wasn't) be(?:en)? delivered|delivery fail\w*|dead-?letter\w*|"
                 r"never (?:ran|fired|triggered|delivered)|timed? ?out)", context=True),
+            # The handler itself (a runbook, function or webhook the event calls) told not doing its work.
+            Sig("event", 6, r"(?:pre|post)(?:-|[- ]?maintenance[- ])events?\W+(?:\w+\W+){0,2}?(?:runbook|function|"
+                r"webhook|handler|script|automation)\w*\W+(?:\w+\W+){0,24}?(?:fail\w*|errors? out|never|"
+                r"nothing (?:is|was|gets?) (?:started|run|done)|(?:didn't|did not|doesn't|does not) (?:start|run|fire|"
+                r"trigger|work))"),
             Sig("premaintenanceevent", 6, r"(?:pre|post)maintenanceevent.{0,200}(?:fail|not delivered|dead-?letter|"
                 r"timed? ?out)"),
             Sig("delivery", 6, r"(?:delivery (?:failed|failure)|dead-?letter).{0,200}(?:maintenance|pre-?event|"
