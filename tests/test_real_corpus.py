@@ -21,7 +21,7 @@ from tests.conftest import contract_ids
 # corpus change, never tuned on) negatives kept unknown 91.1% meets it, exact 81.7% does NOT. The gates hold
 # what was measured, rounded down, so nothing falls back; raise them as the classifier improves.
 FLOOR = 0.90  # negatives kept unknown on test
-EXACT_FLOOR = 0.84
+EXACT_FLOOR = 0.85
 KEYS = {"text", "label", "source", "service", "kind"}
 
 
