@@ -202,3 +202,9 @@ def test_a_code_is_read_where_one_is_printed_not_from_prose() -> None:
     d = classify_text("In our image template the installer customizer ends with exit code 3010; that code actually "
                       "means a reboot is pending, but the build fails on it.")
     assert d.scenario == "aib.customizer_failed", d.alternatives
+
+
+def test_a_code_glued_to_error_is_still_read() -> None:
+    """"ErrorCode X" with no colon (as some tools print it) is a code; the bare form's lead words cover it."""
+    assert [c.code for c in codes("message: the disk is busy errorcode conflictingoperation")] == [
+        "conflictingoperation"]

@@ -40,7 +40,7 @@ _AT_CODE = re.compile(
 _BARE = 4  # the group of the no-colon form
 # "error code SkuNotAvailable", "npm ERR! code ERESOLVE"; in prose ("that code actually means ...") none. Every
 # shape of _AT_CODE starts with "code" (the engine scans for it in C): what precedes it is checked here.
-_CODE_LEADS = ("error ", "err! ", "response ", "failure ", "result ", "reason ", "status ")
+_CODE_LEADS = ("error ", "error", "err! ", "response ", "failure ", "result ", "reason ", "status ")  # errorCode X
 _ERROR_TYPE = re.compile(r"error type\s*:?\s+([a-z][a-z0-9]{5,80})\b")
 _PACKER_CODE = re.compile(r"error: ->\s+([a-z][a-z0-9]{3,80})\s*:")  # Packer: ERROR: -> Code : message
 _AZ_CODE = re.compile(r"\(([a-z][a-z0-9]{5,80})\) ")  # az: (Code) message, at the start or after ": "

@@ -51,8 +51,10 @@ _REGISTRATION = ("unable to register machine", "registration failed", "worker re
 # The Win32-range codes of the guide's HRESULT table (0x8024xxxx codes are Windows Update's own).
 _GUIDE_HRESULTS = r"0x8007(?:0005|0422|2ee2|2efd|2efe|2f8f|0643)"
 # The guide's own Windows Update codes.
-_SCM_STOPPED = "service entered the stopped state"
 _GUIDE_WU_HRESULTS = r"0x8024(?:402c|401c|402f|001e|002e)"
+
+# The service control manager's routine line when a service stops (Windows Update stops itself when idle).
+_SCM_STOPPED = "service entered the stopped state"
 
 # Machines (or VMs, servers) that vanished from Update Management's lists.
 _GONE = (rf"(?:machines?|vms?|servers?|computers?|nodes?|hosts?)\W+{WORD}{{0,6}}(?:vanish\w*|disappear\w*|"
